@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from config import outbox
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("outbox/", outbox.message_list, name="outbox"),
+    path("outbox/<str:name>/", outbox.message_detail, name="outbox_message"),
+    path("", include("subscribers.urls")),
+]

@@ -1,0 +1,32 @@
+"""What a request tells us about the visitor, for the consent evidence and rate limits."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest
+
+MAX_USER_AGENT = 1000
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The visitor's IP: REMOTE_ADDR, or the address added by the last trusted proxy."""
+    candidate = request.META.get("REMOTE_ADDR", "")
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            candidate = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def client_ip_for_ratelimit(request: HttpRequest) -> str:
+    return client_ip(request) or "unknown"
+
+
+def user_agent(request: HttpRequest) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT]

@@ -1,0 +1,308 @@
+"""Subscribers, purposes, versioned consent texts and the consent ledger.
+
+The ledger (``ConsentEvent``) is append-only: the ORM refuses to update or delete an
+event, and on PostgreSQL a trigger refuses it too. ``ConsentState`` is the current state
+derived from the ledger, written in the same transaction as each event (see
+``subscribers.ledger``), so "may we email this person for this purpose?" is one indexed
+lookup. Personal data that an erasure must remove (IP address, user agent, what was
+typed) lives in ``ConsentEvidence``, outside the hashed event, which keeps only its digest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    POSTAL = "postal", _("Postal mail")
+
+
+class Purpose(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(
+        max_length=300, help_text=_("One line for the signup page: what the person will receive.")
+    )
+    offers_email = models.BooleanField(default=True)
+    offers_postal = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(
+        default=True, help_text=_("Offered on the signup page (needs a published consent text).")
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(offers_email=True) | models.Q(offers_postal=True),
+                name="purpose_offers_a_channel",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def channels(self) -> list[Channel]:
+        return [
+            c
+            for c, offered in ((Channel.EMAIL, self.offers_email), (Channel.POSTAL, self.offers_postal))
+            if offered
+        ]
+
+
+class ConsentText(models.Model):
+    """One published version of what a person is told before agreeing to a purpose.
+
+    Published versions never change: editing publishes a new version
+    (``services.consent_text_publish``); a PostgreSQL trigger refuses UPDATE and DELETE.
+    """
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="texts")
+    language = models.CharField(max_length=10, default="en")
+    version = models.PositiveIntegerField()
+    statement = models.CharField(
+        max_length=300, help_text=_('The checkbox label, e.g. "Yes, email me the monthly newsletter."')
+    )
+    data_collected = models.TextField(help_text=_("What we keep."))
+    use = models.TextField(help_text=_("Why we ask and how we use it."))
+    frequency = models.CharField(max_length=300, help_text=_("How often mail comes."))
+    retention = models.TextField(help_text=_("How long we keep the data."))
+    controller = models.TextField(help_text=_("Who we are and how to reach us."))
+    withdrawal = models.TextField(help_text=_("How to stop, at any time."))
+    digest = models.CharField(max_length=64, editable=False)
+    published_at = models.DateTimeField(default=timezone.now)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    CONTENT_FIELDS = ("statement", "data_collected", "use", "frequency", "retention", "controller", "withdrawal")
+
+    class Meta:
+        ordering = ["purpose", "language", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "language", "version"], name="consent_text_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} v{self.version} ({self.language})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableRecordError("A published consent text never changes; publish a new version.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImmutableRecordError("A published consent text cannot be deleted.")
+
+
+class Subscriber(models.Model):
+    email = models.CharField(max_length=254, null=True, blank=True)  # null once erased
+    name = models.CharField(max_length=150, blank=True)
+    language = models.CharField(max_length=10, default="en")
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Head of this subscriber's hash chain: each subscriber has their own chain, so
+    # concurrent signups never wait on one global ledger lock.
+    ledger_seq = models.PositiveIntegerField(default=0, editable=False)
+    ledger_head = models.CharField(max_length=64, default="", editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email or f"erased subscriber #{self.pk}"
+
+    @property
+    def postal_address(self) -> str:
+        parts = [self.address_line1, self.address_line2, f"{self.postal_code} {self.city}".strip(), self.country]
+        return "\n".join(p for p in parts if p)
+
+
+class ConfirmationRequest(models.Model):
+    """One double opt-in round: the requested consents wait for the emailed link."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="confirmation_requests")
+    # Name and postal address typed at signup, applied only once the address owner confirms,
+    # so nobody can change someone else's profile by signing up with their address.
+    profile = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="confirmation_open_idx",
+                condition=models.Q(confirmed_at__isnull=True, expired_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"confirmation {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.confirmed_at is None and self.expired_at is None and self.expires_at > timezone.now()
+
+
+class ImmutableRecordError(Exception):
+    """Raised on any attempt to change or remove a ledger record."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise ImmutableRecordError("The consent ledger is append-only.")
+
+    def delete(self) -> NoReturn:  # type: ignore[override]
+        raise ImmutableRecordError("The consent ledger is append-only.")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImmutableRecordError("The consent ledger is append-only.")
+
+
+class ConsentEvent(models.Model):
+    """One entry of the append-only, hash-chained consent ledger."""
+
+    class Kind(models.TextChoices):
+        REQUESTED = "requested", _("Requested")
+        CONFIRMED = "confirmed", _("Confirmed")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        EXPIRED = "expired", _("Request expired")
+
+    class Source(models.TextChoices):
+        SIGNUP_PAGE = "signup_page", _("Signup page")
+        CONFIRMATION_LINK = "confirmation_link", _("Confirmation link")
+        PREFERENCE_CENTRE = "preference_centre", _("Preference centre")
+        UNSUBSCRIBE_LINK = "unsubscribe_link", _("Unsubscribe link")
+        ADMIN = "admin", _("Admin")
+        IMPORT = "import", _("Import")
+        PROVIDER = "provider", _("Email provider")
+        SYSTEM = "system", _("System")
+
+    class Actor(models.TextChoices):
+        SUBSCRIBER = "subscriber", _("The subscriber")
+        STAFF = "staff", _("Staff user")
+        PROVIDER = "provider", _("Email provider")
+        SYSTEM = "system", _("System")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consent_events")
+    seq = models.PositiveIntegerField()
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="+")
+    request = models.ForeignKey(
+        ConfirmationRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=30, choices=Source.choices)
+    actor = models.CharField(max_length=20, choices=Actor.choices)
+    # The staff user is kept by id and name: a later change to the user must not touch the ledger.
+    actor_user_id = models.IntegerField(null=True, blank=True)
+    actor_label = models.CharField(max_length=150, blank=True)
+    evidence_digest = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["subscriber_id", "seq"]
+        constraints = [
+            # Two writers racing on one chain cannot both append the same position.
+            models.UniqueConstraint(fields=["subscriber", "seq"], name="consent_event_chain_position"),
+        ]
+        indexes = [models.Index(fields=["occurred_at"], name="consent_event_time_idx")]
+        permissions = [
+            ("view_consent_proof", "Can view and download proof of consent"),
+            ("view_consent_evidence", "Can see IP addresses and user agents in the ledger"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} {self.purpose_id}/{self.channel}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ImmutableRecordError("The consent ledger is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImmutableRecordError("The consent ledger is append-only.")
+
+
+class ConsentEvidence(models.Model):
+    """Personal data behind one ledger event. The event keeps a salted digest of it.
+
+    An erasure may blank these fields; the event and its chain stay intact.
+    """
+
+    event = models.OneToOneField(
+        ConsentEvent, on_delete=models.PROTECT, primary_key=True, related_name="evidence"
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    page_url = models.TextField(blank=True)
+    submitted = models.JSONField(default=dict, blank=True)
+    salt = models.CharField(max_length=32)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "consent evidence"
+
+    def __str__(self) -> str:
+        return f"evidence for event {self.event_id}"
+
+
+class ConsentState(models.Model):
+    """Who consents to what, on which channel, right now: derived from the ledger."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting confirmation")
+        ACTIVE = "active", _("Active")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        EXPIRED = "expired", _("Request expired")
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consents")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["purpose__position", "channel"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "purpose", "channel"], name="consent_state_unique"),
+        ]
+        indexes = [models.Index(fields=["purpose", "channel", "status"], name="consent_state_lookup_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose_id}/{self.channel}: {self.status}"

@@ -1,0 +1,137 @@
+"""Reads about subscribers and consent. No writes here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from subscribers import ledger
+from subscribers.models import (
+    Channel,
+    ConsentEvent,
+    ConsentState,
+    ConsentText,
+    Purpose,
+    Subscriber,
+)
+
+
+@dataclass(frozen=True)
+class SignupOffer:
+    """A purpose as offered on the signup page, with the exact text version shown."""
+
+    purpose: Purpose
+    text: ConsentText
+
+
+def signup_offers(*, language: str | None = None) -> list[SignupOffer]:
+    """Active purposes with their latest published text, in ``language`` or the default one."""
+    wanted = [lang for lang in (language, settings.LANGUAGE_CODE) if lang]
+    texts = ConsentText.objects.filter(purpose__is_active=True, language__in=wanted).select_related("purpose")
+    best: dict[int, ConsentText] = {}
+    for text in texts.order_by("purpose_id", "-version"):
+        current = best.get(text.purpose_id)
+        if current is None:
+            best[text.purpose_id] = text
+        elif current.language != wanted[0] and text.language == wanted[0]:
+            best[text.purpose_id] = text
+    offers = [SignupOffer(purpose=t.purpose, text=t) for t in best.values()]
+    return sorted(offers, key=lambda o: (o.purpose.position, o.purpose.pk))
+
+
+def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
+    return ConsentState.objects.filter(
+        subscriber=subscriber, status=ConsentState.Status.ACTIVE
+    ).select_related("purpose", "consent_text")
+
+
+def has_active_consent(*, subscriber_id: int, purpose_id: int, channel: Channel | str = Channel.EMAIL) -> bool:
+    """One indexed lookup: may we contact this subscriber for this purpose on this channel now?"""
+    return ConsentState.objects.filter(
+        subscriber_id=subscriber_id,
+        purpose_id=purpose_id,
+        channel=channel,
+        status=ConsentState.Status.ACTIVE,
+    ).exists()
+
+
+def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything a regulator asks for under GDPR Art. 7(1), per purpose and channel.
+
+    For each consent: the exact text version shown (in full), when and how it was
+    requested and confirmed (with IP address and user agent), and any withdrawal.
+    """
+    events = (
+        ConsentEvent.objects.filter(subscriber=subscriber)
+        .select_related("purpose", "consent_text", "evidence")
+        .order_by("seq")
+    )
+    texts: dict[int, ConsentText] = {}
+    timeline = []
+    for event in events:
+        texts[event.consent_text_id] = event.consent_text
+        evidence = getattr(event, "evidence", None)
+        timeline.append(
+            {
+                "position": event.seq,
+                "event": event.kind,
+                "purpose": event.purpose.slug,
+                "channel": event.channel,
+                "consent_text": {"id": event.consent_text_id, "version": event.consent_text.version,
+                                  "language": event.consent_text.language},
+                "at": event.occurred_at.isoformat(),
+                "source": event.source,
+                "actor": event.actor,
+                "actor_label": event.actor_label,
+                "confirmation_request": str(event.request_id) if event.request_id else None,
+                "ip_address": evidence.ip_address if evidence else None,
+                "user_agent": evidence.user_agent if evidence else "",
+                "page_url": evidence.page_url if evidence else "",
+                "submitted": evidence.submitted if evidence else {},
+                "evidence_erased_at": evidence.erased_at.isoformat() if evidence and evidence.erased_at else None,
+                "hash": event.hash,
+                "prev_hash": event.prev_hash,
+            }
+        )
+    states = ConsentState.objects.filter(subscriber=subscriber).select_related("purpose", "consent_text")
+    problems = [str(p) for p in ledger.verify(subscriber_ids=[subscriber.pk])]
+    return {
+        "subscriber": {
+            "id": subscriber.pk,
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "created_at": subscriber.created_at.isoformat(),
+        },
+        "controller": {"name": settings.ORGANISATION_NAME, "address": settings.ORGANISATION_ADDRESS},
+        "current": [
+            {
+                "purpose": s.purpose.slug,
+                "purpose_name": s.purpose.name,
+                "channel": s.channel,
+                "status": s.status,
+                "consent_text_version": s.consent_text.version,
+                "requested_at": s.requested_at.isoformat(),
+                "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+                "withdrawn_at": s.withdrawn_at.isoformat() if s.withdrawn_at else None,
+            }
+            for s in states
+        ],
+        "events": timeline,
+        "consent_texts": [
+            {
+                "id": t.pk,
+                "purpose": t.purpose.slug,
+                "language": t.language,
+                "version": t.version,
+                "published_at": t.published_at.isoformat(),
+                "digest": t.digest,
+                **{name: getattr(t, name) for name in ConsentText.CONTENT_FIELDS},
+            }
+            for t in texts.values()
+        ],
+        "ledger_verified": not problems,
+        "ledger_problems": problems,
+    }

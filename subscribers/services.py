@@ -1,0 +1,313 @@
+"""Every state change of subscribers and their consent.
+
+Each service runs in one transaction and writes its ledger events in it; emails are
+queued with ``transaction.on_commit`` so a rolled-back signup never mails anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscribers import ledger
+from subscribers.ledger import Evidence
+from subscribers.models import (
+    Channel,
+    ConfirmationRequest,
+    ConsentEvent,
+    ConsentState,
+    ConsentText,
+    Purpose,
+    Subscriber,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class ConfirmationError(Exception):
+    """The confirmation link cannot be used; ``reason`` says why in the visitor's terms."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ConsentChoice:
+    """One ticked box: this purpose, on this channel, as worded by this text version."""
+
+    consent_text: ConsentText
+    channel: Channel
+
+    @property
+    def purpose(self) -> Purpose:
+        return self.consent_text.purpose
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    subscriber: Subscriber
+    request: ConfirmationRequest | None
+    already_active: list[ConsentChoice]
+
+
+def _lock_or_create_subscriber(*, email: str, language: str) -> Subscriber:
+    """The subscriber with this address, locked for this transaction (created if new)."""
+    for _attempt in range(2):
+        found = Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+        if found:
+            return found
+        try:
+            with transaction.atomic():
+                return Subscriber.objects.create(email=email, language=language)
+        except IntegrityError:
+            continue  # another signup created it a moment ago: lock that one
+    raise RuntimeError("could not create or lock the subscriber")
+
+
+@transaction.atomic
+def subscriber_sign_up(
+    *,
+    email: str,
+    choices: Sequence[ConsentChoice],
+    evidence: Evidence,
+    name: str = "",
+    postal_address: dict[str, str] | None = None,
+    language: str = "en",
+) -> SignupOutcome:
+    """Record a signup: one ``requested`` event per choice, then a double opt-in email.
+
+    Consents already active are left alone and the person is told so by email, never on
+    the page, so the page cannot reveal who is subscribed.
+    """
+    if not choices:
+        raise ValueError("a signup needs at least one choice")
+    subscriber = _lock_or_create_subscriber(email=email, language=language)
+    states = {
+        (s.purpose_id, s.channel): s
+        for s in ConsentState.objects.select_for_update().filter(subscriber=subscriber)
+    }
+    to_request = [
+        c for c in choices
+        if (s := states.get((c.purpose.pk, c.channel))) is None or s.status != ConsentState.Status.ACTIVE
+    ]
+    already = [c for c in choices if c not in to_request]
+    request = None
+    if to_request:
+        now = timezone.now()
+        request = ConfirmationRequest.objects.create(
+            subscriber=subscriber,
+            profile={"name": name, **(postal_address or {})},
+            created_at=now,
+            expires_at=now + timedelta(days=settings.CONFIRMATION_EXPIRY_DAYS),
+        )
+        for choice in to_request:
+            event = ledger.append(
+                subscriber,
+                purpose=choice.purpose,
+                channel=choice.channel,
+                kind=ConsentEvent.Kind.REQUESTED,
+                consent_text=choice.consent_text,
+                evidence=evidence,
+                request=request,
+                occurred_at=now,
+            )
+            ConsentState.objects.update_or_create(
+                subscriber=subscriber,
+                purpose=choice.purpose,
+                channel=choice.channel,
+                defaults={
+                    "status": ConsentState.Status.PENDING,
+                    "consent_text": choice.consent_text,
+                    "requested_at": now,
+                    "confirmed_at": None,
+                    "withdrawn_at": None,
+                    "last_event": event,
+                },
+            )
+        request_id = str(request.pk)
+        transaction.on_commit(lambda: _tasks().send_confirmation_email.delay(request_id))
+    else:
+        subscriber_id = subscriber.pk
+        transaction.on_commit(lambda: _tasks().send_already_subscribed_email.delay(subscriber_id))
+    return SignupOutcome(subscriber=subscriber, request=request, already_active=already)
+
+
+@transaction.atomic
+def subscription_confirm(*, request_id: Any, evidence: Evidence) -> ConfirmationRequest:
+    """Confirm a double opt-in request: each still-pending consent becomes active."""
+    request = (
+        ConfirmationRequest.objects.select_for_update().select_related("subscriber").filter(pk=request_id).first()
+    )
+    if request is None:
+        raise ConfirmationError("unknown")
+    if request.confirmed_at is not None:
+        raise ConfirmationError("already_confirmed")
+    if request.expired_at is not None or request.expires_at <= timezone.now():
+        raise ConfirmationError("expired")
+    subscriber = Subscriber.objects.select_for_update().get(pk=request.subscriber_id)
+    now = timezone.now()
+    requested = (
+        ConsentEvent.objects.filter(request=request, kind=ConsentEvent.Kind.REQUESTED)
+        .select_related("purpose", "consent_text")
+        .order_by("seq")
+    )
+    states = {
+        (s.purpose_id, s.channel): s
+        for s in ConsentState.objects.select_for_update().filter(subscriber=subscriber)
+    }
+    for req_event in requested:
+        state = states.get((req_event.purpose_id, req_event.channel))
+        # Only what is still waiting: a withdrawal or a newer confirmation since wins.
+        if state is None or state.status != ConsentState.Status.PENDING:
+            continue
+        event = ledger.append(
+            subscriber,
+            purpose=req_event.purpose,
+            channel=req_event.channel,
+            kind=ConsentEvent.Kind.CONFIRMED,
+            consent_text=req_event.consent_text,
+            evidence=evidence,
+            request=request,
+            occurred_at=now,
+        )
+        state.status = ConsentState.Status.ACTIVE
+        state.consent_text = req_event.consent_text
+        state.confirmed_at = now
+        state.last_event = event
+        state.save(update_fields=["status", "consent_text", "confirmed_at", "last_event"])
+    _apply_profile(subscriber, request.profile)
+    request.confirmed_at = now
+    request.save(update_fields=["confirmed_at"])
+    return request
+
+
+def _apply_profile(subscriber: Subscriber, profile: dict[str, str]) -> None:
+    fields = ["name", "address_line1", "address_line2", "postal_code", "city", "country"]
+    changed = [f for f in fields if profile.get(f) and profile[f] != getattr(subscriber, f)]
+    for f in changed:
+        setattr(subscriber, f, profile[f])
+    if changed:
+        subscriber.save(update_fields=changed)
+
+
+@transaction.atomic
+def consent_withdraw(
+    *, subscriber: Subscriber, purpose: Purpose, channel: Channel | str, evidence: Evidence
+) -> ConsentEvent | None:
+    """Withdraw one consent (active or still pending). Returns None if there was nothing to withdraw."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    state = (
+        ConsentState.objects.select_for_update()
+        .filter(subscriber=subscriber, purpose=purpose, channel=channel)
+        .select_related("consent_text")
+        .first()
+    )
+    if state is None or state.status not in (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING):
+        return None
+    now = timezone.now()
+    event = ledger.append(
+        subscriber,
+        purpose=purpose,
+        channel=channel,
+        kind=ConsentEvent.Kind.WITHDRAWN,
+        consent_text=state.consent_text,
+        evidence=evidence,
+        occurred_at=now,
+    )
+    state.status = ConsentState.Status.WITHDRAWN
+    state.withdrawn_at = now
+    state.last_event = event
+    state.save(update_fields=["status", "withdrawn_at", "last_event"])
+    return event
+
+
+def confirmations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Close every unconfirmed request past its expiry; its pending consents become expired.
+
+    Works in small transactions, one request at a time, so a backlog never holds locks long.
+    """
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        ids = list(
+            ConfirmationRequest.objects.filter(
+                confirmed_at__isnull=True, expired_at__isnull=True, expires_at__lte=now
+            ).values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return expired
+        for request_id in ids:
+            expired += _confirmation_expire(request_id=request_id, now=now)
+
+
+@transaction.atomic
+def _confirmation_expire(*, request_id: Any, now: datetime) -> int:
+    request = ConfirmationRequest.objects.select_for_update().filter(
+        pk=request_id, confirmed_at__isnull=True, expired_at__isnull=True
+    ).first()
+    if request is None:
+        return 0
+    subscriber = Subscriber.objects.select_for_update().get(pk=request.subscriber_id)
+    evidence = Evidence(source=ConsentEvent.Source.SYSTEM, actor=ConsentEvent.Actor.SYSTEM)
+    for state in ConsentState.objects.select_for_update().filter(
+        subscriber=subscriber, status=ConsentState.Status.PENDING, last_event__request=request
+    ).select_related("purpose", "consent_text"):
+        event = ledger.append(
+            subscriber,
+            purpose=state.purpose,
+            channel=state.channel,
+            kind=ConsentEvent.Kind.EXPIRED,
+            consent_text=state.consent_text,
+            evidence=evidence,
+            request=request,
+            occurred_at=now,
+        )
+        state.status = ConsentState.Status.EXPIRED
+        state.last_event = event
+        state.save(update_fields=["status", "last_event"])
+    request.expired_at = now
+    request.save(update_fields=["expired_at"])
+    return 1
+
+
+@transaction.atomic
+def confirmation_mark_sent(*, request_id: Any) -> None:
+    ConfirmationRequest.objects.filter(pk=request_id, email_sent_at__isnull=True).update(
+        email_sent_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def consent_text_publish(
+    *, purpose: Purpose, language: str, content: dict[str, str], published_by_id: int | None = None
+) -> ConsentText:
+    """Publish the next version of ``purpose``'s consent text in ``language``."""
+    Purpose.objects.select_for_update().get(pk=purpose.pk)  # serialise version numbers
+    latest = (
+        ConsentText.objects.filter(purpose=purpose, language=language).order_by("-version").first()
+    )
+    text = ConsentText(
+        purpose=purpose,
+        language=language,
+        version=(latest.version + 1) if latest else 1,
+        published_by_id=published_by_id,
+        **{name: content[name] for name in ConsentText.CONTENT_FIELDS},
+    )
+    text.digest = ledger.text_digest(text)
+    text.save(force_insert=True)
+    return text
+
+
+def _tasks() -> Any:
+    # Imported late: the tasks module imports this one.
+    from subscribers import tasks
+
+    return tasks

@@ -1,0 +1,32 @@
+"""Celery entry points of the subscribers app: ids in, one call out."""
+
+from __future__ import annotations
+
+from smtplib import SMTPException
+
+from anymail.exceptions import AnymailAPIError
+from celery import shared_task
+
+from subscribers import emails, services
+
+_RETRY = {
+    "autoretry_for": (SMTPException, OSError, AnymailAPIError),
+    "retry_backoff": 30,
+    "retry_backoff_max": 3600,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="subscribers.send_confirmation_email", **_RETRY)
+def send_confirmation_email(request_id: str) -> None:
+    emails.send_confirmation(request_id=request_id)
+
+
+@shared_task(name="subscribers.send_already_subscribed_email", **_RETRY)
+def send_already_subscribed_email(subscriber_id: int) -> None:
+    emails.send_already_subscribed(subscriber_id=subscriber_id)
+
+
+@shared_task(name="subscribers.expire_confirmations")
+def expire_confirmations() -> int:
+    return services.confirmations_expire()
