@@ -62,9 +62,7 @@ def parse_email_url(url: str, *, default_outbox: Path) -> MailSettings:
         module = f"anymail.backends.{esp}"
         if importlib.util.find_spec(module) is None:
             raise ImproperlyConfigured(f"EMAIL_URL names an email provider anymail does not know: {esp!r}")
-        anymail = {
-            f"{esp.upper()}_{key.upper()}": value for key, value in parse_qsl(parts.query)
-        }
+        anymail = {f"{esp.upper()}_{key.upper()}": value for key, value in parse_qsl(parts.query)}
         return MailSettings(backend=f"{module}.EmailBackend", anymail=anymail)
     if scheme == "console":
         return MailSettings(backend="django.core.mail.backends.console.EmailBackend")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage as ParsedMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -22,6 +22,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 _NAME = re.compile(r"^[0-9TZ\-]+-[0-9a-f]{32}\.eml$")
@@ -45,7 +46,7 @@ class OutboxBackend(BaseEmailBackend):
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             target = folder / f"{stamp}-{uuid.uuid4().hex}.eml"
             partial = target.with_suffix(".part")
-            partial.write_bytes(message.message().as_bytes(linesep="\r\n"))
+            partial.write_bytes(message.message().as_bytes())
             partial.rename(target)  # readers never see half a message
             sent += 1
         return sent
@@ -53,9 +54,8 @@ class OutboxBackend(BaseEmailBackend):
 
 def read_message(path: Path) -> ParsedMessage:
     with path.open("rb") as fh:
-        parsed = email.message_from_binary_file(fh, policy=email.policy.default)
-    assert isinstance(parsed, ParsedMessage)
-    return parsed
+        # policy.default makes the parser return email.message.EmailMessage objects.
+        return cast(ParsedMessage, email.message_from_binary_file(fh, policy=email.policy.default))
 
 
 def _parts(message: ParsedMessage) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
-def message_detail(request: HttpRequest, name: str) -> HttpResponse:
+def message_detail(request: HttpRequest, name: str) -> HttpResponseBase:
     path = outbox_dir() / name
     if not _NAME.match(name) or not path.is_file():
         raise Http404("No such message in the outbox.")

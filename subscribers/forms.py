@@ -95,13 +95,17 @@ class SignupForm(forms.Form):
             *consent_blocks,
             Fieldset(
                 _("Your postal address"),
-                HTML('<p class="form-text">{}</p>'.format(
-                    _("Only needed for mail by post. We use it for nothing else.")
-                )),
+                HTML(
+                    '<p class="form-text">{}</p>'.format(
+                        _("Only needed for mail by post. We use it for nothing else.")
+                    )
+                ),
                 *ADDRESS_FIELDS,
                 css_id="postal-address",
             ),
-            Div(Field("website", autocomplete="off", tabindex="-1"), css_class="hp-field", aria_hidden="true"),
+            Div(
+                Field("website", autocomplete="off", tabindex="-1"), css_class="hp-field", aria_hidden="true"
+            ),
             Submit("submit", _("Sign up"), css_class="btn-lg"),
         )
         return helper
@@ -113,8 +117,10 @@ class SignupForm(forms.Form):
         cleaned = super().clean() or {}
         if any(key.startswith("consent_") and key not in self.fields for key in self.data):
             raise forms.ValidationError(
-                _("The wording of what you can sign up for changed since you opened this page. "
-                  "Please read it again below and tick what you want.")
+                _(
+                    "The wording of what you can sign up for changed since you opened this page. "
+                    "Please read it again below and tick what you want."
+                )
             )
         choices = self.choices()
         if not choices:
@@ -155,8 +161,12 @@ class SignupForm(forms.Form):
             "email": self.cleaned_data["email"],
             "name": self.cleaned_data.get("name", ""),
             "choices": [
-                {"purpose": c.purpose.slug, "channel": str(c.channel), "consent_text": c.consent_text.pk,
-                 "version": c.consent_text.version}
+                {
+                    "purpose": c.purpose.slug,
+                    "channel": str(c.channel),
+                    "consent_text": c.consent_text.pk,
+                    "version": c.consent_text.version,
+                }
                 for c in self.choices()
             ],
             "postal_address": self.postal_address(),

@@ -52,7 +52,9 @@ def text_digest(text: ConsentText) -> str:
     return _sha256(content)
 
 
-def evidence_digest(*, salt: str, ip_address: str | None, user_agent: str, page_url: str, submitted: Any) -> str:
+def evidence_digest(
+    *, salt: str, ip_address: str | None, user_agent: str, page_url: str, submitted: Any
+) -> str:
     return _sha256(
         {"salt": salt, "ip": ip_address, "ua": user_agent, "url": page_url, "submitted": submitted}
     )

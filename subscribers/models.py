@@ -90,12 +90,22 @@ class ConsentText(models.Model):
         related_name="+",
     )
 
-    CONTENT_FIELDS = ("statement", "data_collected", "use", "frequency", "retention", "controller", "withdrawal")
+    CONTENT_FIELDS = (
+        "statement",
+        "data_collected",
+        "use",
+        "frequency",
+        "retention",
+        "controller",
+        "withdrawal",
+    )
 
     class Meta:
         ordering = ["purpose", "language", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["purpose", "language", "version"], name="consent_text_version_unique")
+            models.UniqueConstraint(
+                fields=["purpose", "language", "version"], name="consent_text_version_unique"
+            )
         ]
 
     def __str__(self) -> str:
@@ -111,7 +121,8 @@ class ConsentText(models.Model):
 
 
 class Subscriber(models.Model):
-    email = models.CharField(max_length=254, null=True, blank=True)  # null once erased
+    # NULL once erased: many erased rows may coexist under the unique constraint, "" could not.
+    email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001
     name = models.CharField(max_length=150, blank=True)
     language = models.CharField(max_length=10, default="en")
     address_line1 = models.CharField(max_length=200, blank=True)
@@ -134,7 +145,12 @@ class Subscriber(models.Model):
 
     @property
     def postal_address(self) -> str:
-        parts = [self.address_line1, self.address_line2, f"{self.postal_code} {self.city}".strip(), self.country]
+        parts = [
+            self.address_line1,
+            self.address_line2,
+            f"{self.postal_code} {self.city}".strip(),
+            self.country,
+        ]
         return "\n".join(p for p in parts if p)
 
 
@@ -178,7 +194,7 @@ class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs: Any) -> NoReturn:
         raise ImmutableRecordError("The consent ledger is append-only.")
 
-    def delete(self) -> NoReturn:  # type: ignore[override]
+    def delete(self) -> NoReturn:
         raise ImmutableRecordError("The consent ledger is append-only.")
 
     def bulk_update(self, *args: Any, **kwargs: Any) -> NoReturn:

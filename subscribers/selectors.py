@@ -34,9 +34,7 @@ def signup_offers(*, language: str | None = None) -> list[SignupOffer]:
     best: dict[int, ConsentText] = {}
     for text in texts.order_by("purpose_id", "-version"):
         current = best.get(text.purpose_id)
-        if current is None:
-            best[text.purpose_id] = text
-        elif current.language != wanted[0] and text.language == wanted[0]:
+        if current is None or (current.language != wanted[0] and text.language == wanted[0]):
             best[text.purpose_id] = text
     offers = [SignupOffer(purpose=t.purpose, text=t) for t in best.values()]
     return sorted(offers, key=lambda o: (o.purpose.position, o.purpose.pk))
@@ -48,7 +46,9 @@ def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     ).select_related("purpose", "consent_text")
 
 
-def has_active_consent(*, subscriber_id: int, purpose_id: int, channel: Channel | str = Channel.EMAIL) -> bool:
+def has_active_consent(
+    *, subscriber_id: int, purpose_id: int, channel: Channel | str = Channel.EMAIL
+) -> bool:
     """One indexed lookup: may we contact this subscriber for this purpose on this channel now?"""
     return ConsentState.objects.filter(
         subscriber_id=subscriber_id,
@@ -80,8 +80,11 @@ def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
                 "event": event.kind,
                 "purpose": event.purpose.slug,
                 "channel": event.channel,
-                "consent_text": {"id": event.consent_text_id, "version": event.consent_text.version,
-                                  "language": event.consent_text.language},
+                "consent_text": {
+                    "id": event.consent_text_id,
+                    "version": event.consent_text.version,
+                    "language": event.consent_text.language,
+                },
                 "at": event.occurred_at.isoformat(),
                 "source": event.source,
                 "actor": event.actor,
@@ -91,7 +94,9 @@ def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
                 "user_agent": evidence.user_agent if evidence else "",
                 "page_url": evidence.page_url if evidence else "",
                 "submitted": evidence.submitted if evidence else {},
-                "evidence_erased_at": evidence.erased_at.isoformat() if evidence and evidence.erased_at else None,
+                "evidence_erased_at": evidence.erased_at.isoformat()
+                if evidence and evidence.erased_at
+                else None,
                 "hash": event.hash,
                 "prev_hash": event.prev_hash,
             }

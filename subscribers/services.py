@@ -95,7 +95,8 @@ def subscriber_sign_up(
         for s in ConsentState.objects.select_for_update().filter(subscriber=subscriber)
     }
     to_request = [
-        c for c in choices
+        c
+        for c in choices
         if (s := states.get((c.purpose.pk, c.channel))) is None or s.status != ConsentState.Status.ACTIVE
     ]
     already = [c for c in choices if c not in to_request]
@@ -144,7 +145,10 @@ def subscriber_sign_up(
 def subscription_confirm(*, request_id: Any, evidence: Evidence) -> ConfirmationRequest:
     """Confirm a double opt-in request: each still-pending consent becomes active."""
     request = (
-        ConfirmationRequest.objects.select_for_update().select_related("subscriber").filter(pk=request_id).first()
+        ConfirmationRequest.objects.select_for_update()
+        .select_related("subscriber")
+        .filter(pk=request_id)
+        .first()
     )
     if request is None:
         raise ConfirmationError("unknown")
@@ -250,16 +254,20 @@ def confirmations_expire(*, now: datetime | None = None, batch_size: int = 500) 
 
 @transaction.atomic
 def _confirmation_expire(*, request_id: Any, now: datetime) -> int:
-    request = ConfirmationRequest.objects.select_for_update().filter(
-        pk=request_id, confirmed_at__isnull=True, expired_at__isnull=True
-    ).first()
+    request = (
+        ConfirmationRequest.objects.select_for_update()
+        .filter(pk=request_id, confirmed_at__isnull=True, expired_at__isnull=True)
+        .first()
+    )
     if request is None:
         return 0
     subscriber = Subscriber.objects.select_for_update().get(pk=request.subscriber_id)
     evidence = Evidence(source=ConsentEvent.Source.SYSTEM, actor=ConsentEvent.Actor.SYSTEM)
-    for state in ConsentState.objects.select_for_update().filter(
-        subscriber=subscriber, status=ConsentState.Status.PENDING, last_event__request=request
-    ).select_related("purpose", "consent_text"):
+    for state in (
+        ConsentState.objects.select_for_update()
+        .filter(subscriber=subscriber, status=ConsentState.Status.PENDING, last_event__request=request)
+        .select_related("purpose", "consent_text")
+    ):
         event = ledger.append(
             subscriber,
             purpose=state.purpose,
@@ -291,9 +299,7 @@ def consent_text_publish(
 ) -> ConsentText:
     """Publish the next version of ``purpose``'s consent text in ``language``."""
     Purpose.objects.select_for_update().get(pk=purpose.pk)  # serialise version numbers
-    latest = (
-        ConsentText.objects.filter(purpose=purpose, language=language).order_by("-version").first()
-    )
+    latest = ConsentText.objects.filter(purpose=purpose, language=language).order_by("-version").first()
     text = ConsentText(
         purpose=purpose,
         language=language,

@@ -9,20 +9,28 @@ from celery import shared_task
 
 from subscribers import emails, services
 
-_RETRY = {
-    "autoretry_for": (SMTPException, OSError, AnymailAPIError),
-    "retry_backoff": 30,
-    "retry_backoff_max": 3600,
-    "max_retries": 8,
-}
+# Mail servers and providers fail transiently; a confirmation delayed is better than lost.
+SEND_ERRORS = (SMTPException, OSError, AnymailAPIError)
 
 
-@shared_task(name="subscribers.send_confirmation_email", **_RETRY)
+@shared_task(
+    name="subscribers.send_confirmation_email",
+    autoretry_for=SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
 def send_confirmation_email(request_id: str) -> None:
     emails.send_confirmation(request_id=request_id)
 
 
-@shared_task(name="subscribers.send_already_subscribed_email", **_RETRY)
+@shared_task(
+    name="subscribers.send_already_subscribed_email",
+    autoretry_for=SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
 def send_already_subscribed_email(subscriber_id: int) -> None:
     emails.send_already_subscribed(subscriber_id=subscriber_id)
 

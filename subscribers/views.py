@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -88,7 +89,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "subscribers/confirm.html", {"items": _requested(request_id), "token": token})
 
 
-def _requested(request_id: object) -> list[ConsentEvent]:
+def _requested(request_id: uuid.UUID) -> list[ConsentEvent]:
     return list(
         ConsentEvent.objects.filter(request_id=request_id, kind=ConsentEvent.Kind.REQUESTED)
         .select_related("purpose", "consent_text")

@@ -10,17 +10,37 @@ from django.db import migrations
 PURPOSES = [
     ("newsletter", "Newsletter", "Our regular newsletter: news, articles and tips.", True, True, 10),
     ("promotions", "Promotions", "Offers, discounts and sales.", True, True, 20),
-    ("product-information", "Product information", "News about products you may be interested in.", True, True, 30),
+    (
+        "product-information",
+        "Product information",
+        "News about products you may be interested in.",
+        True,
+        True,
+        30,
+    ),
 ]
 
 MARKETERS = [
-    "view_subscriber", "view_consentstate", "view_consentevent", "view_purpose", "view_consenttext",
+    "view_subscriber",
+    "view_consentstate",
+    "view_consentevent",
+    "view_purpose",
+    "view_consenttext",
 ]
 COMPLIANCE = [
-    "view_subscriber", "view_consentstate", "view_consentevent", "view_consentevidence",
-    "view_purpose", "add_purpose", "change_purpose",
-    "view_consenttext", "add_consenttext", "change_consenttext",
-    "view_consent_proof", "view_consent_evidence", "view_confirmationrequest",
+    "view_subscriber",
+    "view_consentstate",
+    "view_consentevent",
+    "view_consentevidence",
+    "view_purpose",
+    "add_purpose",
+    "change_purpose",
+    "view_consenttext",
+    "add_consenttext",
+    "change_consenttext",
+    "view_consent_proof",
+    "view_consent_evidence",
+    "view_confirmationrequest",
 ]
 
 
@@ -29,8 +49,13 @@ def forward(apps, schema_editor):
     for slug, name, description, email, postal, position in PURPOSES:
         Purpose.objects.get_or_create(
             slug=slug,
-            defaults={"name": name, "description": description, "offers_email": email,
-                      "offers_postal": postal, "position": position},
+            defaults={
+                "name": name,
+                "description": description,
+                "offers_email": email,
+                "offers_postal": postal,
+                "position": position,
+            },
         )
     # Permissions are normally created after migrate; the groups need them now.
     for app_config in apps.get_app_configs():

@@ -1,0 +1,149 @@
+"""The admin: a read-only ledger for everyone, versioned texts, proofs for Compliance only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from subscribers import services
+from subscribers.ledger import Evidence
+from subscribers.models import Channel, ConsentEvent, ConsentText
+from tests.factories import StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+EVIDENCE = Evidence(
+    source=ConsentEvent.Source.SIGNUP_PAGE, ip_address="203.0.113.7", user_agent="Firefox/130"
+)
+
+
+@pytest.fixture
+def subscriber(consent_texts):
+    outcome = services.subscriber_sign_up(
+        email="ada@example.org",
+        choices=[services.ConsentChoice(consent_text=consent_texts["newsletter"], channel=Channel.EMAIL)],
+        evidence=EVIDENCE,
+    )
+    services.subscription_confirm(request_id=outcome.request.pk, evidence=EVIDENCE)
+    return outcome.subscriber
+
+
+def staff_in(group_name=None, **kwargs):
+    user = StaffFactory(**kwargs)
+    if group_name:
+        user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+@pytest.fixture
+def superuser():
+    return staff_in(is_superuser=True)
+
+
+@pytest.fixture
+def marketer():
+    return staff_in("Marketers")
+
+
+@pytest.fixture
+def compliance():
+    return staff_in("Compliance")
+
+
+@pytest.mark.parametrize("who", ["superuser", "marketer", "compliance"])
+def test_nobody_can_edit_or_delete_a_ledger_event(client, subscriber, who, request):
+    client.force_login(request.getfixturevalue(who))
+    event = ConsentEvent.objects.filter(subscriber=subscriber).first()
+    change = reverse("admin:subscribers_consentevent_change", args=[event.pk])
+    page = client.get(change)
+    assert page.status_code == 200  # viewing is allowed
+    assert b'name="_save"' not in page.content
+    response = client.post(change, {"kind": "withdrawn"})
+    assert response.status_code == 403
+    delete = client.post(reverse("admin:subscribers_consentevent_delete", args=[event.pk]), {"post": "yes"})
+    assert delete.status_code == 403
+    assert client.get(reverse("admin:subscribers_consentevent_add")).status_code == 403
+    event.refresh_from_db()
+    assert event.kind == ConsentEvent.Kind.REQUESTED
+    assert ConsentEvent.objects.filter(subscriber=subscriber).count() == 2
+
+
+def test_marketers_see_subscribers_read_only_without_evidence_or_proof(client, subscriber, marketer):
+    client.force_login(marketer)
+    page = client.get(reverse("admin:subscribers_subscriber_change", args=[subscriber.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "ada@example.org" in html
+    assert "203.0.113.7" not in html
+    assert "Proof of consent" not in html
+    assert client.get(reverse("admin:subscribers_subscriber_proof", args=[subscriber.pk])).status_code == 403
+    assert (
+        client.get(reverse("admin:subscribers_subscriber_proof_json", args=[subscriber.pk])).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            reverse("admin:subscribers_subscriber_change", args=[subscriber.pk]), {"email": "x@example.org"}
+        ).status_code
+        == 403
+    )
+
+
+def test_compliance_downloads_the_proof_of_consent(client, subscriber, compliance, consent_texts):
+    client.force_login(compliance)
+    page = client.get(reverse("admin:subscribers_subscriber_proof", args=[subscriber.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "203.0.113.7" in html and "Firefox/130" in html
+    assert consent_texts["newsletter"].use in html
+    assert "verified" in html
+    download = client.get(reverse("admin:subscribers_subscriber_proof_json", args=[subscriber.pk]))
+    assert download["Content-Disposition"].startswith("attachment")
+    proof = json.loads(download.content)
+    assert proof["ledger_verified"] is True
+    assert [(e["event"], e["consent_text"]["version"], e["ip_address"]) for e in proof["events"]] == [
+        ("requested", 1, "203.0.113.7"),
+        ("confirmed", 1, "203.0.113.7"),
+    ]
+    assert proof["consent_texts"][0]["withdrawal"] == consent_texts["newsletter"].withdrawal
+    assert proof["current"][0]["status"] == "active"
+
+
+def test_editing_a_consent_text_in_the_admin_publishes_a_new_version(
+    client, compliance, consent_texts, subscriber
+):
+    client.force_login(compliance)
+    old = consent_texts["newsletter"]
+    data = {name: getattr(old, name) for name in ConsentText.CONTENT_FIELDS}
+    data["frequency"] = "Every two weeks."
+    response = client.post(reverse("admin:subscribers_consenttext_change", args=[old.pk]), data)
+    assert response.status_code == 302
+    old.refresh_from_db()
+    assert old.frequency == "About once a month."
+    new = ConsentText.objects.get(purpose=old.purpose, version=2)
+    assert new.frequency == "Every two weeks."
+    assert new.published_by_id == compliance.pk
+    assert response.url == reverse("admin:subscribers_consenttext_change", args=[new.pk])
+    # What the subscriber agreed to still points at version 1.
+    assert ConsentEvent.objects.filter(subscriber=subscriber).first().consent_text_id == old.pk
+
+
+def test_nobody_deletes_a_consent_text_or_purpose(client, superuser, consent_texts):
+    client.force_login(superuser)
+    text = consent_texts["newsletter"]
+    assert (
+        client.post(
+            reverse("admin:subscribers_consenttext_delete", args=[text.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(
+            reverse("admin:subscribers_purpose_delete", args=[text.purpose_id]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert ConsentText.objects.filter(pk=text.pk).exists()
