@@ -67,7 +67,7 @@ def send_confirmation(*, request_id: str) -> bool:
     )
     message.send()
     services.confirmation_mark_sent(request_id=request.pk)
-    logger.info("confirmation email sent for request %s", request.pk)
+    logger.info("confirmation email sent to subscriber %s", request.subscriber_id)
     return True
 
 

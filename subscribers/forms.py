@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, LayoutObject, Submit
 from django import forms
 from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +17,25 @@ from subscribers.services import ConsentChoice
 
 ADDRESS_FIELDS = ("address_line1", "address_line2", "postal_code", "city", "country")
 CHANNEL_LABELS = {Channel.EMAIL: _("by email"), Channel.POSTAL: _("by postal mail")}
+
+
+class PurposeBlock(LayoutObject):
+    """One purpose: its name, its full consent text, then its checkboxes.
+
+    Rendered through a template file rather than crispy's ``HTML``/``Fieldset``, which treat
+    their text as template source: staff-written texts must be shown, never evaluated.
+    """
+
+    def __init__(self, offer: SignupOffer, *fields: Any) -> None:
+        self.offer = offer
+        self.fields = list(fields)
+
+    def render(self, form: forms.Form, context: Any, template_pack: Any = None, **kwargs: Any) -> str:
+        boxes = self.get_rendered_fields(form, context, template_pack or "bootstrap5", **kwargs)
+        return render_to_string(
+            "subscribers/_purpose_block.html",
+            {"purpose": self.offer.purpose, "text": self.offer.text, "boxes": boxes},
+        )
 
 
 def normalise_email(value: str) -> str:
@@ -82,14 +101,7 @@ class SignupForm(forms.Form):
                 Field(self.consent_field(offer, ch), data_channel=str(ch), wrapper_class="consent-choice")
                 for ch in offer.purpose.channels
             ]
-            consent_blocks.append(
-                Fieldset(
-                    offer.purpose.name,
-                    HTML(render_to_string("subscribers/_consent_text.html", {"text": offer.text})),
-                    *boxes,
-                    css_class="consent-purpose border rounded p-3 mb-4",
-                )
-            )
+            consent_blocks.append(PurposeBlock(offer, *boxes))
         helper.layout = Layout(
             Fieldset(_("About you"), "email", "name"),
             *consent_blocks,

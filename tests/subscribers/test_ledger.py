@@ -87,6 +87,8 @@ def _tamper(sql: str, params: list) -> None:
     """Change a row behind the application's back, as an attacker with SQL access would."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Deferred FK checks of this test's transaction would block ALTER TABLE.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("ALTER TABLE subscribers_consentevent DISABLE TRIGGER USER")
             cursor.execute(sql, params)
             cursor.execute("ALTER TABLE subscribers_consentevent ENABLE TRIGGER USER")
@@ -136,6 +138,7 @@ def test_verify_ledger_finds_a_changed_consent_text(confirmed, consent_texts):
     text = consent_texts["newsletter"]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("ALTER TABLE subscribers_consenttext DISABLE TRIGGER USER")
             cursor.execute(
                 "UPDATE subscribers_consenttext SET digest = %s WHERE id = %s", ["0" * 64, text.pk]

@@ -22,7 +22,9 @@ def form_data(consent_texts, email="ada@example.org", **extra):
 
 
 def confirm_url_from(message) -> str:
-    return re.search(r"https?://\S+/confirm/\S+/", message.body).group(0)
+    found = re.search(r"https?://\S+/confirm/\S+/", message.body)
+    assert found, message.body
+    return found.group(0)
 
 
 def test_page_shows_every_text_in_full_and_nothing_ticked(client, consent_texts):
@@ -180,3 +182,14 @@ def test_expired_link_gets_a_friendly_page_and_nothing_changes(client, consent_t
         assert "expired" in response.content.decode().lower()
     assert ConsentState.objects.get().status == ConsentState.Status.PENDING
     assert not ConsentEvent.objects.filter(kind="confirmed").exists()
+
+
+def test_staff_written_texts_are_shown_never_evaluated(client, consent_texts):
+    purpose = consent_texts["newsletter"].purpose
+    purpose.name = "News <b>&</b> {{ views }}"
+    purpose.save()
+    publish_text(purpose, use="We use {{ 7|add:1 }} and {% now 'Y' %} <script>alert(1)</script>")
+    html = client.get(SIGNUP_URL).content.decode()
+    assert "We use {{ 7|add:1 }} and {% now &#x27;Y&#x27; %} &lt;script&gt;" in html
+    assert "News &lt;b&gt;&amp;&lt;/b&gt; {{ views }}" in html
+    assert "<script>alert(1)" not in html
