@@ -36,7 +36,9 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from config.celery import app as celery_app
-from subscribers.models import ConsentText, Purpose
+from subscribers import services
+from subscribers.ledger import Evidence
+from subscribers.models import Channel, ConsentEvent, ConsentText, Purpose, Subscriber
 from tests.factories import publish_text
 
 logger = logging.getLogger(__name__)
@@ -139,32 +141,38 @@ def _on_commit_at_service_boundary(request: pytest.FixtureRequest, monkeypatch: 
 # --- Data -------------------------------------------------------------------------------
 
 
-def _seeded_purposes() -> list[tuple[Any, ...]]:
-    migration = importlib.import_module("subscribers.migrations.0003_purposes_and_groups")
-    return list(migration.PURPOSES)
+@pytest.fixture
+def seeded(db: None) -> None:
+    """The purposes and staff groups of the data migration.
+
+    A transactional test before this one may have flushed them; they are put back by the
+    migration's own code, which is idempotent.
+    """
+    from django.apps import apps
+
+    importlib.import_module("subscribers.migrations.0003_purposes_and_groups").forward(apps, None)
 
 
 @pytest.fixture
-def consent_texts(db: None) -> dict[str, ConsentText]:
-    """One published English text per seeded purpose, by purpose slug.
+def consent_texts(seeded: None) -> dict[str, ConsentText]:
+    """One published English text per seeded purpose, by purpose slug."""
+    return {purpose.slug: publish_text(purpose) for purpose in Purpose.objects.all()}
 
-    The purposes come from the data migration; a transactional test before this one may
-    have flushed them, so they are put back the same way if missing.
-    """
-    texts = {}
-    for slug, name, description, offers_email, offers_postal, position in _seeded_purposes():
-        purpose, _ = Purpose.objects.get_or_create(
-            slug=slug,
-            defaults={
-                "name": name,
-                "description": description,
-                "offers_email": offers_email,
-                "offers_postal": offers_postal,
-                "position": position,
-            },
-        )
-        texts[slug] = publish_text(purpose)
-    return texts
+
+@pytest.fixture
+def confirmed_subscriber(consent_texts: dict[str, ConsentText]) -> Subscriber:
+    """ada@example.org, signed up from 203.0.113.7 (Firefox/130) and confirmed, for the newsletter."""
+    evidence = Evidence(
+        source=ConsentEvent.Source.SIGNUP_PAGE, ip_address="203.0.113.7", user_agent="Firefox/130"
+    )
+    outcome = services.subscriber_sign_up(
+        email="ada@example.org",
+        choices=[services.ConsentChoice(consent_text=consent_texts["newsletter"], channel=Channel.EMAIL)],
+        evidence=evidence,
+    )
+    assert outcome.request is not None
+    services.subscription_confirm(request_id=outcome.request.pk, evidence=evidence)
+    return outcome.subscriber
 
 
 # --- A real SMTP server -----------------------------------------------------------------

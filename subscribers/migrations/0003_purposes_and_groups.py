@@ -59,9 +59,10 @@ def forward(apps, schema_editor):
         )
     # Permissions are normally created after migrate; the groups need them now.
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        saved = getattr(app_config, "models_module", None)
+        app_config.models_module = saved or True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = saved
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for group_name, codenames in (("Marketers", MARKETERS), ("Compliance", COMPLIANCE)):

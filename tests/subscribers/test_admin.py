@@ -8,9 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from subscribers import services
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConsentEvent, ConsentText
+from subscribers.models import ConsentEvent, ConsentText
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,14 +20,8 @@ EVIDENCE = Evidence(
 
 
 @pytest.fixture
-def subscriber(consent_texts):
-    outcome = services.subscriber_sign_up(
-        email="ada@example.org",
-        choices=[services.ConsentChoice(consent_text=consent_texts["newsletter"], channel=Channel.EMAIL)],
-        evidence=EVIDENCE,
-    )
-    services.subscription_confirm(request_id=outcome.request.pk, evidence=EVIDENCE)
-    return outcome.subscriber
+def subscriber(confirmed_subscriber):
+    return confirmed_subscriber
 
 
 def staff_in(group_name=None, **kwargs):

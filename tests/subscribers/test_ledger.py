@@ -7,10 +7,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from subscribers import ledger, services
+from subscribers import ledger
 from subscribers.ledger import Evidence
 from subscribers.models import (
-    Channel,
     ConsentEvent,
     ConsentEvidence,
     ImmutableRecordError,
@@ -22,14 +21,8 @@ WEB = Evidence(source=ConsentEvent.Source.SIGNUP_PAGE, ip_address="203.0.113.7",
 
 
 @pytest.fixture
-def confirmed(consent_texts):
-    outcome = services.subscriber_sign_up(
-        email="ada@example.org",
-        choices=[services.ConsentChoice(consent_text=consent_texts["newsletter"], channel=Channel.EMAIL)],
-        evidence=WEB,
-    )
-    services.subscription_confirm(request_id=outcome.request.pk, evidence=WEB)
-    return outcome.subscriber
+def confirmed(confirmed_subscriber):
+    return confirmed_subscriber
 
 
 def test_orm_refuses_update_and_delete_of_an_event(confirmed):
