@@ -123,6 +123,8 @@ class ConsentText(models.Model):
 class Subscriber(models.Model):
     # NULL once erased: many erased rows may coexist under the unique constraint, "" could not.
     email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001
+    # Keyed hash of the lower-cased address: matches suppressions without keeping the address.
+    email_hash = models.CharField(max_length=64, db_index=True, editable=False, default="")
     name = models.CharField(max_length=150, blank=True)
     language = models.CharField(max_length=10, default="en")
     address_line1 = models.CharField(max_length=200, blank=True)
@@ -152,6 +154,30 @@ class Subscriber(models.Model):
             self.country,
         ]
         return "\n".join(p for p in parts if p)
+
+
+class Suppression(models.Model):
+    """An address that must never be mailed again, kept only as a keyed hash.
+
+    Written by bounces, complaints, provider unsubscribes and erasures (later issues);
+    the sending selector leaves out every subscriber whose ``email_hash`` is here.
+    """
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce", _("Hard bounce")
+        SOFT_BOUNCES = "soft_bounces", _("Repeated soft bounces")
+        COMPLAINT = "complaint", _("Spam complaint")
+        PROVIDER_UNSUBSCRIBE = "provider_unsubscribe", _("Unsubscribed at the provider")
+        ERASURE = "erasure", _("Erased on request")
+        MANUAL = "manual", _("Added by staff")
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"suppressed ({self.get_reason_display()})"
 
 
 class ConfirmationRequest(models.Model):

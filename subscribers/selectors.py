@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from subscribers import ledger
 from subscribers.models import (
@@ -16,6 +16,7 @@ from subscribers.models import (
     ConsentText,
     Purpose,
     Subscriber,
+    Suppression,
 )
 
 
@@ -44,6 +45,38 @@ def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(
         subscriber=subscriber, status=ConsentState.Status.ACTIVE
     ).select_related("purpose", "consent_text")
+
+
+def sendable_consents(*, purpose_id: int, channel: Channel | str = Channel.EMAIL) -> QuerySet[ConsentState]:
+    """THE answer to "who may we contact for this purpose on this channel, now?".
+
+    Dispatch (the audience snapshot and the per-batch re-check), previews and counts all
+    call this one function, so they can never disagree. Active consent, an address we
+    still hold, and not suppressed.
+    """
+    return ConsentState.objects.filter(
+        purpose_id=purpose_id,
+        channel=channel,
+        status=ConsentState.Status.ACTIVE,
+        subscriber__email__isnull=False,
+    ).exclude(Exists(Suppression.objects.filter(email_hash=OuterRef("subscriber__email_hash"))))
+
+
+def audience_breakdown(*, purpose_id: int) -> dict[str, int]:
+    """How many subscribers with an address may be emailed for a purpose, and why the rest may not."""
+    states = ConsentState.objects.filter(purpose_id=purpose_id, channel=Channel.EMAIL)
+    counts = states.aggregate(
+        active=Count("pk", filter=Q(status=ConsentState.Status.ACTIVE, subscriber__email__isnull=False)),
+        unconfirmed=Count("pk", filter=Q(status=ConsentState.Status.PENDING)),
+    )
+    eligible = sendable_consents(purpose_id=purpose_id).count()
+    with_address = Subscriber.objects.filter(email__isnull=False).count()
+    return {
+        "eligible": eligible,
+        "suppressed": counts["active"] - eligible,
+        "unconfirmed": counts["unconfirmed"],
+        "no_consent": with_address - counts["active"] - counts["unconfirmed"],
+    }
 
 
 def has_active_consent(

@@ -6,6 +6,8 @@ queued with ``transaction.on_commit`` so a rolled-back signup never mails anyone
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +60,12 @@ class SignupOutcome:
     already_active: list[ConsentChoice]
 
 
+def address_hash(email: str) -> str:
+    """Keyed hash of an address, stable across SECRET_KEY rotations (``ADDRESS_HASH_KEY``)."""
+    key = settings.ADDRESS_HASH_KEY.encode()
+    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
 def _lock_or_create_subscriber(*, email: str, language: str) -> Subscriber:
     """The subscriber with this address, locked for this transaction (created if new)."""
     for _attempt in range(2):
@@ -66,7 +74,9 @@ def _lock_or_create_subscriber(*, email: str, language: str) -> Subscriber:
             return found
         try:
             with transaction.atomic():
-                return Subscriber.objects.create(email=email, language=language)
+                return Subscriber.objects.create(
+                    email=email, email_hash=address_hash(email), language=language
+                )
         except IntegrityError:
             continue  # another signup created it a moment ago: lock that one
     raise RuntimeError("could not create or lock the subscriber")

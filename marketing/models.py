@@ -1,0 +1,149 @@
+"""Campaigns, the layouts they are written in, and one delivery record per recipient.
+
+A campaign's audience is snapshotted into ``Delivery`` rows (unique per campaign and
+subscriber) when sending starts; workers claim them in batches. Counters on the campaign
+are updated in the same transaction as the deliveries they count, so the campaign page
+reads four integers instead of counting millions of rows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from subscribers.models import Purpose, Subscriber
+
+
+class Layout(models.Model):
+    """The brand frame around every campaign body: header, footer and CSS (inlined at send)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    header_html = models.TextField(blank=True, help_text=_("HTML above the body, e.g. a logo and the brand name."))
+    footer_html = models.TextField(
+        blank=True, help_text=_("Extra HTML above the legal footer (which is always added).")
+    )
+    css = models.TextField(blank=True, help_text=_("Inlined into every element when the email is built."))
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class BodyFormat(models.TextChoices):
+        MARKDOWN = "markdown", _("Markdown")
+        HTML = "html", _("HTML")
+
+    name = models.CharField(max_length=200, help_text=_("For staff only; recipients never see it."))
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="campaigns")
+    layout = models.ForeignKey(Layout, on_delete=models.PROTECT, null=True, blank=True)
+    subject = models.CharField(max_length=200)
+    preheader = models.CharField(max_length=200, blank=True, help_text=_("The preview line after the subject."))
+    body_format = models.CharField(max_length=10, choices=BodyFormat.choices, default=BodyFormat.MARKDOWN)
+    body = models.TextField(
+        help_text=_("Use {{ first_name }} for the recipient's first name (with the fallback below).")
+    )
+    first_name_fallback = models.CharField(max_length=50, default="there", blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Maintained by dispatch in the transactions that change deliveries.
+    recipients_count = models.PositiveIntegerField(default=0)
+    sent_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["scheduled_at"], name="campaign_due_idx", condition=models.Q(status="scheduled")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in (self.Status.DRAFT, self.Status.SCHEDULED)
+
+    @property
+    def queued_count(self) -> int:
+        return max(self.recipients_count - self.sent_count - self.failed_count - self.skipped_count, 0)
+
+
+class Delivery(models.Model):
+    """One recipient of one campaign: the unit that is claimed, sent and recorded once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        CLAIMED = "claimed", _("Being sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped: no longer eligible")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="deliveries")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    retry_after = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "subscriber"], name="delivery_once_per_recipient"),
+        ]
+        indexes = [models.Index(fields=["campaign", "status", "id"], name="delivery_claim_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.subscriber_id}: {self.status}"
+
+
+class CampaignAction(models.Model):
+    """Who did what to a campaign, and when: the staff audit trail."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Created")
+        EDIT = "edit", _("Edited")
+        TEST = "test", _("Sent a test")
+        SCHEDULE = "schedule", _("Scheduled")
+        SEND = "send", _("Started sending")
+        PAUSE = "pause", _("Paused")
+        RESUME = "resume", _("Resumed")
+        CANCEL = "cancel", _("Cancelled")
+        FINISH = "finish", _("Finished")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="actions")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text=_("Username at the time, or 'system'."))
+    at = models.DateTimeField(default=timezone.now)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.campaign_id}"
