@@ -172,7 +172,21 @@ if not DEBUG and not env.str("ORGANISATION_ADDRESS", default=""):
 # --- Subscriptions ----------------------------------------------------------------------
 CONFIRMATION_EXPIRY_DAYS = env.int("CONFIRMATION_EXPIRY_DAYS", default=7)
 SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="10/h")
+# Unsubscribe and preference links in emails work this long (CAN-SPAM asks 30 days, we
+# promise at least 60; anything lower is raised to 60).
+LINK_MAX_AGE_DAYS = env.int("LINK_MAX_AGE_DAYS", default=365)
+# The mailto: of List-Unsubscribe (default: SENDER_EMAIL). Its mailbox must be read.
+UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 RATELIMIT_IP_META_KEY = "subscribers.http.client_ip_for_ratelimit"
+
+# --- Campaign dispatch ------------------------------------------------------------------
+SEND_RATE_PER_SECOND = env.int("SEND_RATE_PER_SECOND", default=0)  # 0: no limit
+DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=200)
+DISPATCH_LEASE_SECONDS = env.int("DISPATCH_LEASE_SECONDS", default=300)
+DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
+DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=30.0)
+DISPATCH_MAX_FAILURE_RATE = env.float("DISPATCH_MAX_FAILURE_RATE", default=0.2)
+DISPATCH_FAILURE_MIN_SAMPLE = env.int("DISPATCH_FAILURE_MIN_SAMPLE", default=50)
 
 # --- Celery -----------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
@@ -199,6 +213,14 @@ CELERY_BEAT_SCHEDULE = {
     "expire-unconfirmed-signups": {
         "task": "subscribers.expire_confirmations",
         "schedule": env.float("EXPIRE_CONFIRMATIONS_EVERY_SECONDS", default=3600.0),
+    },
+    "start-due-campaigns": {
+        "task": "marketing.start_due_campaigns",
+        "schedule": env.float("START_DUE_CAMPAIGNS_EVERY_SECONDS", default=30.0),
+    },
+    "keep-campaigns-moving": {
+        "task": "marketing.keep_campaigns_moving",
+        "schedule": env.float("KEEP_CAMPAIGNS_MOVING_EVERY_SECONDS", default=60.0),
     },
 }
 

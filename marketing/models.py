@@ -20,7 +20,9 @@ class Layout(models.Model):
     """The brand frame around every campaign body: header, footer and CSS (inlined at send)."""
 
     name = models.CharField(max_length=100, unique=True)
-    header_html = models.TextField(blank=True, help_text=_("HTML above the body, e.g. a logo and the brand name."))
+    header_html = models.TextField(
+        blank=True, help_text=_("HTML above the body, e.g. a logo and the brand name.")
+    )
     footer_html = models.TextField(
         blank=True, help_text=_("Extra HTML above the legal footer (which is always added).")
     )
@@ -47,7 +49,9 @@ class Campaign(models.Model):
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="campaigns")
     layout = models.ForeignKey(Layout, on_delete=models.PROTECT, null=True, blank=True)
     subject = models.CharField(max_length=200)
-    preheader = models.CharField(max_length=200, blank=True, help_text=_("The preview line after the subject."))
+    preheader = models.CharField(
+        max_length=200, blank=True, help_text=_("The preview line after the subject.")
+    )
     body_format = models.CharField(max_length=10, choices=BodyFormat.choices, default=BodyFormat.MARKDOWN)
     body = models.TextField(
         help_text=_("Use {{ first_name }} for the recipient's first name (with the fallback below).")

@@ -243,6 +243,20 @@ def consent_withdraw(
     return event
 
 
+@transaction.atomic
+def consents_withdraw_all(*, subscriber: Subscriber, evidence: Evidence) -> list[ConsentEvent]:
+    """ "Leave everything": withdraw every active consent, and every pending one so that it
+    cannot become active after the person has left."""
+    open_states = ConsentState.objects.filter(
+        subscriber=subscriber, status__in=(ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
+    ).select_related("purpose")
+    events = [
+        consent_withdraw(subscriber=subscriber, purpose=s.purpose, channel=s.channel, evidence=evidence)
+        for s in open_states
+    ]
+    return [e for e in events if e is not None]
+
+
 def confirmations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Close every unconfirmed request past its expiry; its pending consents become expired.
 

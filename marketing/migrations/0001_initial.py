@@ -7,90 +7,250 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('subscribers', '0004_suppression_subscriber_email_hash'),
+        ("subscribers", "0004_suppression_subscriber_email_hash"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Layout',
+            name="Layout",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('header_html', models.TextField(blank=True, help_text='HTML above the body, e.g. a logo and the brand name.')),
-                ('footer_html', models.TextField(blank=True, help_text='Extra HTML above the legal footer (which is always added).')),
-                ('css', models.TextField(blank=True, help_text='Inlined into every element when the email is built.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "header_html",
+                    models.TextField(
+                        blank=True, help_text="HTML above the body, e.g. a logo and the brand name."
+                    ),
+                ),
+                (
+                    "footer_html",
+                    models.TextField(
+                        blank=True, help_text="Extra HTML above the legal footer (which is always added)."
+                    ),
+                ),
+                (
+                    "css",
+                    models.TextField(
+                        blank=True, help_text="Inlined into every element when the email is built."
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='For staff only; recipients never see it.', max_length=200)),
-                ('subject', models.CharField(max_length=200)),
-                ('preheader', models.CharField(blank=True, help_text='The preview line after the subject.', max_length=200)),
-                ('body_format', models.CharField(choices=[('markdown', 'Markdown'), ('html', 'HTML')], default='markdown', max_length=10)),
-                ('body', models.TextField(help_text="Use {{ first_name }} for the recipient's first name (with the fallback below).")),
-                ('first_name_fallback', models.CharField(blank=True, default='there', max_length=50)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('scheduled', 'Scheduled'), ('sending', 'Sending'), ('paused', 'Paused'), ('sent', 'Sent'), ('cancelled', 'Cancelled')], default='draft', max_length=10)),
-                ('scheduled_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('paused_reason', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('recipients_count', models.PositiveIntegerField(default=0)),
-                ('sent_count', models.PositiveIntegerField(default=0)),
-                ('failed_count', models.PositiveIntegerField(default=0)),
-                ('skipped_count', models.PositiveIntegerField(default=0)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('purpose', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='campaigns', to='subscribers.purpose')),
-                ('layout', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to='marketing.layout')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(help_text="For staff only; recipients never see it.", max_length=200),
+                ),
+                ("subject", models.CharField(max_length=200)),
+                (
+                    "preheader",
+                    models.CharField(
+                        blank=True, help_text="The preview line after the subject.", max_length=200
+                    ),
+                ),
+                (
+                    "body_format",
+                    models.CharField(
+                        choices=[("markdown", "Markdown"), ("html", "HTML")],
+                        default="markdown",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "body",
+                    models.TextField(
+                        help_text="Use {{ first_name }} for the recipient's first name (with the fallback below)."
+                    ),
+                ),
+                ("first_name_fallback", models.CharField(blank=True, default="there", max_length=50)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("scheduled", "Scheduled"),
+                            ("sending", "Sending"),
+                            ("paused", "Paused"),
+                            ("sent", "Sent"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("scheduled_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("paused_reason", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("recipients_count", models.PositiveIntegerField(default=0)),
+                ("sent_count", models.PositiveIntegerField(default=0)),
+                ("failed_count", models.PositiveIntegerField(default=0)),
+                ("skipped_count", models.PositiveIntegerField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="campaigns",
+                        to="subscribers.purpose",
+                    ),
+                ),
+                (
+                    "layout",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="marketing.layout",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CampaignAction',
+            name="CampaignAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('create', 'Created'), ('edit', 'Edited'), ('test', 'Sent a test'), ('schedule', 'Scheduled'), ('send', 'Started sending'), ('pause', 'Paused'), ('resume', 'Resumed'), ('cancel', 'Cancelled'), ('finish', 'Finished')], max_length=10)),
-                ('actor_label', models.CharField(help_text="Username at the time, or 'system'.", max_length=150)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='actions', to='marketing.campaign')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("create", "Created"),
+                            ("edit", "Edited"),
+                            ("test", "Sent a test"),
+                            ("schedule", "Scheduled"),
+                            ("send", "Started sending"),
+                            ("pause", "Paused"),
+                            ("resume", "Resumed"),
+                            ("cancel", "Cancelled"),
+                            ("finish", "Finished"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "actor_label",
+                    models.CharField(help_text="Username at the time, or 'system'.", max_length=150),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="actions",
+                        to="marketing.campaign",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('claimed', 'Being sent'), ('sent', 'Sent'), ('failed', 'Failed'), ('skipped', 'Skipped: no longer eligible')], default='queued', max_length=10)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('retry_after', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('provider_message_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('error', models.CharField(blank=True, max_length=500)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='marketing.campaign')),
-                ('subscriber', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='subscribers.subscriber')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("claimed", "Being sent"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped: no longer eligible"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("retry_after", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("provider_message_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("error", models.CharField(blank=True, max_length=500)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="marketing.campaign",
+                    ),
+                ),
+                (
+                    "subscriber",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="subscribers.subscriber",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['campaign', 'status', 'id'], name='delivery_claim_idx')],
-                'constraints': [models.UniqueConstraint(fields=('campaign', 'subscriber'), name='delivery_once_per_recipient')],
+                "indexes": [models.Index(fields=["campaign", "status", "id"], name="delivery_claim_idx")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("campaign", "subscriber"), name="delivery_once_per_recipient"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='campaign',
-            index=models.Index(condition=models.Q(('status', 'scheduled')), fields=['scheduled_at'], name='campaign_due_idx'),
+            model_name="campaign",
+            index=models.Index(
+                condition=models.Q(("status", "scheduled")), fields=["scheduled_at"], name="campaign_due_idx"
+            ),
         ),
     ]

@@ -18,26 +18,43 @@ def fill_email_hashes(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscribers', '0003_purposes_and_groups'),
+        ("subscribers", "0003_purposes_and_groups"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Suppression',
+            name="Suppression",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email_hash', models.CharField(max_length=64, unique=True)),
-                ('reason', models.CharField(choices=[('hard_bounce', 'Hard bounce'), ('soft_bounces', 'Repeated soft bounces'), ('complaint', 'Spam complaint'), ('provider_unsubscribe', 'Unsubscribed at the provider'), ('erasure', 'Erased on request'), ('manual', 'Added by staff')], max_length=30)),
-                ('detail', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("email_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("hard_bounce", "Hard bounce"),
+                            ("soft_bounces", "Repeated soft bounces"),
+                            ("complaint", "Spam complaint"),
+                            ("provider_unsubscribe", "Unsubscribed at the provider"),
+                            ("erasure", "Erased on request"),
+                            ("manual", "Added by staff"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.AddField(
-            model_name='subscriber',
-            name='email_hash',
-            field=models.CharField(db_index=True, default='', editable=False, max_length=64),
+            model_name="subscriber",
+            name="email_hash",
+            field=models.CharField(db_index=True, default="", editable=False, max_length=64),
         ),
         migrations.RunPython(fill_email_hashes, migrations.RunPython.noop),
     ]

@@ -1,0 +1,230 @@
+"""Sending mechanics: claim a batch, re-check consent, send, record. No Celery here.
+
+Guarantees:
+- A recipient is sent a campaign at most once in normal operation: each Delivery row is
+  claimed by one worker (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
+  serialises writers) and marked sent right after the provider accepts it.
+- A worker that dies leaves its claimed batch behind; after ``DISPATCH_LEASE_SECONDS``
+  another worker reclaims it. Re-sends are limited to that one batch.
+- Consent and suppression are re-checked for every batch just before it is sent, through
+  the one sending selector, so a withdrawal takes effect before the next batch.
+- No network call happens inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import make_msgid
+
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from marketing import rendering, services, throttle
+from marketing.models import Campaign, Delivery
+from subscribers.selectors import sendable_consents
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    provider_ids: dict[int, str] = field(default_factory=dict)
+
+
+def claim_batch(*, campaign_id: int, size: int) -> list[int]:
+    """Claim up to ``size`` deliveries that are due: queued, or claimed by a worker presumed dead."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
+    due = Q(status=Delivery.Status.QUEUED) & (Q(retry_after__isnull=True) | Q(retry_after__lte=now))
+    abandoned = Q(status=Delivery.Status.CLAIMED, claimed_at__lt=stale)
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.filter(due | abandoned, campaign_id=campaign_id)
+            .order_by("id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:size]
+        )
+        if ids:
+            # Counting attempts at claim time also catches a batch that kills its worker every time.
+            Delivery.objects.filter(id__in=ids).update(
+                status=Delivery.Status.CLAIMED, claimed_at=now, attempts=F("attempts") + 1
+            )
+    return ids
+
+
+def run(*, campaign_id: int) -> int:
+    """Send batches of ``campaign_id`` until none is due or the campaign stops sending.
+
+    Returns how many messages this call sent.
+    """
+    total = 0
+    prepared: rendering.PreparedCampaign | None = None
+    while True:
+        campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
+        if campaign.status != Campaign.Status.SENDING:
+            return total
+        ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE)
+        if not ids:
+            services.campaign_finish_if_done(campaign_id=campaign_id)
+            return total
+        prepared = prepared or rendering.prepare(campaign)
+        result = send_batch(campaign=campaign, prepared=prepared, delivery_ids=ids)
+        total += result.sent
+        _pause_if_failing(campaign_id)
+
+
+def send_batch(
+    *, campaign: Campaign, prepared: rendering.PreparedCampaign, delivery_ids: list[int]
+) -> BatchResult:
+    rows = list(
+        Delivery.objects.filter(id__in=delivery_ids, status=Delivery.Status.CLAIMED).values_list(
+            "id", "subscriber_id", "subscriber__email", "subscriber__name", "attempts"
+        )
+    )
+    consented = dict(
+        sendable_consents(purpose_id=campaign.purpose_id)
+        .filter(subscriber_id__in=[r[1] for r in rows])
+        .values_list("subscriber_id", "confirmed_at")
+    )
+    result = BatchResult()
+    outcomes: dict[int, tuple[str, str, str]] = {}  # delivery id -> (status, provider id, error)
+    to_send = []
+    for delivery_id, subscriber_id, email, name, attempts in rows:
+        if subscriber_id not in consented or not email:
+            outcomes[delivery_id] = (Delivery.Status.SKIPPED, "", "no longer eligible at send time")
+            continue
+        recipient = rendering.Recipient(
+            subscriber_id=subscriber_id, email=email, name=name, consented_at=consented[subscriber_id]
+        )
+        to_send.append((delivery_id, attempts, recipient))
+
+    retry: dict[int, tuple[int, float]] = {}  # delivery id -> (attempts, delay seconds)
+    if to_send:
+        throttle.acquire(len(to_send))
+        connection = get_connection()
+        try:
+            connection.open()
+            for index, (delivery_id, attempts, recipient) in enumerate(to_send):
+                message = rendering.build_message(prepared, recipient, connection=connection)
+                message.extra_headers.setdefault("Message-ID", make_msgid(domain=_sender_domain()))
+                try:
+                    message.send()
+                except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
+                    outcomes[delivery_id] = (Delivery.Status.FAILED, "", _short(exc))
+                except (AnymailAPIError, smtplib.SMTPException, OSError) as exc:
+                    delay = _retry_delay(exc, attempts)
+                    if delay is None:
+                        outcomes[delivery_id] = (Delivery.Status.FAILED, "", _short(exc))
+                        continue
+                    # The connection or provider is unwell: put back the rest of the batch too.
+                    for later_id, later_attempts, _ in to_send[index:]:
+                        retry[later_id] = (later_attempts, delay)
+                    logger.warning(
+                        "campaign %s: sending paused for %.0fs: %s", campaign.pk, delay, _short(exc)
+                    )
+                    break
+                else:
+                    outcomes[delivery_id] = (Delivery.Status.SENT, _provider_id(message), "")
+        finally:
+            connection.close()
+    _record(campaign_id=campaign.pk, outcomes=outcomes, retry=retry, result=result)
+    return result
+
+
+def _record(
+    *,
+    campaign_id: int,
+    outcomes: dict[int, tuple[str, str, str]],
+    retry: dict[int, tuple[int, float]],
+    result: BatchResult,
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        updates = []
+        for delivery_id, (status, provider_id, error) in outcomes.items():
+            updates.append(
+                Delivery(
+                    id=delivery_id,
+                    status=status,
+                    provider_message_id=provider_id,
+                    error=error[:500],
+                    sent_at=now if status == Delivery.Status.SENT else None,
+                )
+            )
+            result.sent += status == Delivery.Status.SENT
+            result.failed += status == Delivery.Status.FAILED
+            result.skipped += status == Delivery.Status.SKIPPED
+        Delivery.objects.bulk_update(updates, ["status", "provider_message_id", "error", "sent_at"])
+        for delivery_id, (attempts, delay) in retry.items():
+            if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+                Delivery.objects.filter(pk=delivery_id).update(
+                    status=Delivery.Status.FAILED, error="gave up after repeated temporary failures"
+                )
+                result.failed += 1
+            else:
+                Delivery.objects.filter(pk=delivery_id).update(
+                    status=Delivery.Status.QUEUED, retry_after=now + timedelta(seconds=delay)
+                )
+                result.retried += 1
+        services.campaign_count(
+            campaign_id=campaign_id, sent=result.sent, failed=result.failed, skipped=result.skipped
+        )
+
+
+def _retry_delay(exc: Exception, attempts: int) -> float | None:
+    """Seconds to wait before retrying, or None when the failure is permanent."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600:
+        return None
+    if status is not None and 400 <= status < 500 and status != 429:
+        return None
+    backoff = min(settings.DISPATCH_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600.0)
+    if status == 429:
+        retry_after = exc.response.headers.get("Retry-After", "")  # type: ignore[attr-defined]
+        wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else backoff
+        throttle.hold(wait)
+        return wait
+    return backoff
+
+
+def _pause_if_failing(campaign_id: int) -> None:
+    campaign = Campaign.objects.get(pk=campaign_id)
+    done = campaign.sent_count + campaign.failed_count
+    if done < settings.DISPATCH_FAILURE_MIN_SAMPLE:
+        return
+    rate = campaign.failed_count / done
+    if rate > settings.DISPATCH_MAX_FAILURE_RATE:
+        with contextlib.suppress(services.CampaignStateError):  # already paused or cancelled
+            services.campaign_pause(
+                campaign_id=campaign_id,
+                actor=None,
+                reason=f"Paused automatically: {rate:.0%} of messages failed "
+                f"(limit {settings.DISPATCH_MAX_FAILURE_RATE:.0%}). Check the failures, then resume.",
+            )
+
+
+def _provider_id(message: object) -> str:
+    status = getattr(message, "anymail_status", None)
+    if status is not None and status.message_id:
+        return str(status.message_id)
+    return str(getattr(message, "extra_headers", {}).get("Message-ID", ""))
+
+
+def _sender_domain() -> str:
+    return settings.SENDER_EMAIL.rpartition("@")[2] or "localhost"
+
+
+def _short(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

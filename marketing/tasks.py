@@ -1,0 +1,37 @@
+"""Celery entry points of the marketing app: ids in, one call out."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db.models import Q
+from django.utils import timezone
+
+from marketing import dispatch, services
+from marketing.models import Campaign, Delivery
+
+
+@shared_task(name="marketing.run_campaign", acks_late=True)
+def run_campaign(campaign_id: int) -> int:
+    return dispatch.run(campaign_id=campaign_id)
+
+
+@shared_task(name="marketing.start_due_campaigns")
+def start_due_campaigns() -> list[int]:
+    return services.campaigns_start_due()
+
+
+@shared_task(name="marketing.keep_campaigns_moving")
+def keep_campaigns_moving() -> int:
+    """Queue a runner for each sending campaign with work due: retries that came due,
+    batches left by a worker that died, or a run whose task was lost."""
+    now = timezone.now()
+    due = Delivery.objects.filter(
+        Q(status=Delivery.Status.QUEUED, retry_after__isnull=True)
+        | Q(status=Delivery.Status.QUEUED, retry_after__lte=now)
+        | Q(status=Delivery.Status.CLAIMED),
+        campaign__status=Campaign.Status.SENDING,
+    )
+    campaign_ids = list(due.values_list("campaign_id", flat=True).distinct())
+    for campaign_id in campaign_ids:
+        run_campaign.delay(campaign_id)
+    return len(campaign_ids)

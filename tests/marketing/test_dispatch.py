@@ -1,0 +1,122 @@
+"""Dispatch: once per recipient, consent re-checked per batch, retries, and recovery."""
+
+from __future__ import annotations
+
+import smtplib
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from marketing import dispatch, rendering, services
+from marketing.models import Campaign, Delivery
+from subscribers import services as subscriber_services
+from subscribers.models import Channel
+from tests.marketing.backends import ScriptedBackend, sent_to
+from tests.marketing.conftest import WEB
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def scripted_backend(settings):
+    settings.EMAIL_BACKEND = "tests.marketing.backends.ScriptedBackend"
+    settings.DISPATCH_BATCH_SIZE = 2
+    settings.DISPATCH_RETRY_BASE_SECONDS = 0
+    ScriptedBackend.failures = []
+    ScriptedBackend.refused = set()
+    yield
+
+
+@pytest.fixture
+def campaign(consent_texts, audience, mailoutbox):
+    mailoutbox.clear()  # the audience's confirmation emails
+    return services.campaign_create(
+        actor=None,
+        name="News",
+        purpose=consent_texts["newsletter"].purpose,
+        subject="News",
+        body="Hi {{ first_name }}",
+    )
+
+
+def start_without_running(campaign, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        services.campaign_send(campaign_id=campaign.pk, actor=None)
+
+
+def statuses(campaign) -> Counter:
+    return Counter(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True))
+
+
+def test_every_eligible_recipient_gets_it_once(audience, campaign, mailoutbox):
+    services.campaign_send(campaign_id=campaign.pk, actor=None)  # the run task executes eagerly
+    assert sorted(sent_to()) == sorted(s.email for s in audience.eligible)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert (campaign.sent_count, campaign.failed_count, campaign.skipped_count) == (5, 0, 0)
+    assert all(d.provider_message_id for d in Delivery.objects.filter(campaign=campaign))
+    # Running again sends nothing more.
+    dispatch.run(campaign_id=campaign.pk)
+    assert len(mailoutbox) == 5
+
+
+def test_withdrawal_takes_effect_before_the_next_batch(
+    audience, campaign, mailoutbox, django_capture_on_commit_callbacks
+):
+    start_without_running(campaign, django_capture_on_commit_callbacks)
+    prepared = rendering.prepare(campaign)
+    first = dispatch.claim_batch(campaign_id=campaign.pk, size=2)
+    dispatch.send_batch(campaign=campaign, prepared=prepared, delivery_ids=first)
+    later = Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).order_by("id").first()
+    subscriber_services.consent_withdraw(
+        subscriber=later.subscriber, purpose=campaign.purpose, channel=Channel.EMAIL, evidence=WEB
+    )
+    dispatch.run(campaign_id=campaign.pk)
+    assert later.subscriber.email not in sent_to()
+    assert len(mailoutbox) == 4
+    later.refresh_from_db()
+    assert later.status == Delivery.Status.SKIPPED
+    campaign.refresh_from_db()
+    assert (campaign.sent_count, campaign.skipped_count, campaign.status) == (4, 1, Campaign.Status.SENT)
+
+
+def test_a_batch_left_by_a_dead_worker_is_reclaimed_after_the_lease(
+    audience, campaign, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    start_without_running(campaign, django_capture_on_commit_callbacks)
+    orphaned = dispatch.claim_batch(campaign_id=campaign.pk, size=2)  # the worker dies here
+    dispatch.run(campaign_id=campaign.pk)
+    assert len(mailoutbox) == 3  # the orphaned batch is still within its lease
+    Delivery.objects.filter(id__in=orphaned).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.DISPATCH_LEASE_SECONDS + 1)
+    )
+    dispatch.run(campaign_id=campaign.pk)
+    assert sorted(sent_to()) == sorted(s.email for s in audience.eligible)
+    assert statuses(campaign) == {"sent": 5}
+
+
+def test_temporary_failures_are_retried_and_permanent_ones_recorded(audience, campaign, mailoutbox):
+    ScriptedBackend.failures = [smtplib.SMTPServerDisconnected("connection lost")]
+    ScriptedBackend.refused = {audience.eligible[3].email}
+    services.campaign_send(campaign_id=campaign.pk, actor=None)
+    dispatch.run(campaign_id=campaign.pk)  # retry_after has passed (base delay 0)
+    assert statuses(campaign) == {"sent": 4, "failed": 1}
+    failed = Delivery.objects.get(campaign=campaign, status=Delivery.Status.FAILED)
+    assert failed.subscriber == audience.eligible[3]
+    assert "550" in failed.error or "no such user" in failed.error
+    assert Counter(sent_to()) == Counter({s.email: 1 for s in audience.eligible if s != audience.eligible[3]})
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+
+
+def test_a_campaign_that_keeps_failing_pauses_itself_and_says_why(audience, campaign, settings):
+    settings.DISPATCH_FAILURE_MIN_SAMPLE = 2
+    settings.DISPATCH_MAX_FAILURE_RATE = 0.5
+    ScriptedBackend.refused = {s.email for s in audience.eligible}
+    services.campaign_send(campaign_id=campaign.pk, actor=None)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "failed" in campaign.paused_reason
+    assert statuses(campaign)[Delivery.Status.QUEUED] == 3  # stopped after the first batch
