@@ -114,6 +114,7 @@ class Delivery(models.Model):
     error = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(fields=["campaign", "subscriber"], name="delivery_once_per_recipient"),
         ]

@@ -49,7 +49,9 @@ def _run_on_commit(campaign_id: int) -> None:
     # Imported late: tasks import this module.
     from marketing import tasks
 
-    transaction.on_commit(lambda: tasks.run_campaign.delay(campaign_id))
+    # robust: with the broker down the campaign is still started; keep_campaigns_moving
+    # queues its runner once the broker is back, and staff see no error.
+    transaction.on_commit(lambda: tasks.run_campaign.delay(campaign_id), robust=True)
 
 
 @transaction.atomic

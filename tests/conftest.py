@@ -151,6 +151,7 @@ def seeded(db: None) -> None:
     from django.apps import apps
 
     importlib.import_module("subscribers.migrations.0003_purposes_and_groups").forward(apps, None)
+    importlib.import_module("marketing.migrations.0002_marketers_permissions").forward(apps, None)
 
 
 @pytest.fixture

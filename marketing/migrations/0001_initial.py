@@ -239,6 +239,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
+                "verbose_name_plural": "deliveries",
                 "indexes": [models.Index(fields=["campaign", "status", "id"], name="delivery_claim_idx")],
                 "constraints": [
                     models.UniqueConstraint(

@@ -1,0 +1,411 @@
+"""Admin for campaigns: compose, preview, test, send, and watch the progress.
+
+Every change goes through ``marketing.services`` (which writes the audit row); the admin
+parses, checks permissions, calls one service and turns ``CampaignStateError`` into a
+message. Buttons on the change page post to small views under ``<id>/actions/<name>/``.
+The page reads the campaign's counters, never a COUNT over its deliveries.
+
+Previews and test sends use a sample recipient (the staff user, or "Alex") whose links
+point at ``example.invalid``: a sample is never mistaken for, or able to act as, a real
+subscriber's link.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from anymail.exceptions import AnymailError
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from marketing import rendering, services
+from marketing.models import Campaign, CampaignAction, Delivery, Layout
+from subscribers.models import Purpose
+from subscribers.selectors import audience_breakdown
+
+SAMPLE_NAME = "Alex"
+SAMPLE_EMAIL = "alex@example.com"
+# RFC 2606: .invalid never resolves, so a sample link can never unsubscribe anybody.
+SAMPLE_LINKS = {
+    rendering.UNSUBSCRIBE_URL: "https://example.invalid/sample-unsubscribe-link",
+    rendering.PREFERENCES_URL: "https://example.invalid/sample-preferences-link",
+}
+TEST_SUBJECT_PREFIX = "[Test] "
+CONTENT_FIELDS = ("subject", "preheader", "layout", "body_format", "body", "first_name_fallback")
+STATUS_FIELDS = ("status", "scheduled_at", "started_at", "finished_at", "paused_reason", "created_by")
+
+
+# --- Samples, shared with ``manage.py campaign`` ---------------------------------------
+
+
+def sample_recipient(*, name: str = "", email: str = "") -> rendering.Recipient:
+    return rendering.Recipient(
+        subscriber_id=0, email=email or SAMPLE_EMAIL, name=name or SAMPLE_NAME, consented_at=timezone.now()
+    )
+
+
+def staff_recipient(user: Any) -> rendering.Recipient:
+    """The requesting staff user as a sample recipient."""
+    name = (getattr(user, "get_full_name", lambda: "")() or "").strip()
+    return sample_recipient(name=name, email=getattr(user, "email", "") or "")
+
+
+def sample_message(
+    prepared: rendering.PreparedCampaign, recipient: rendering.Recipient, *, connection: Any = None
+) -> EmailMultiAlternatives:
+    """``build_message`` for a sample recipient, with its per-recipient links made sample links."""
+    message = rendering.build_message(prepared, recipient, connection=connection)
+    _html, text_values = rendering.recipient_values(prepared, recipient)
+    swaps = [(text_values[key], sample) for key, sample in SAMPLE_LINKS.items()]
+
+    def swap(value: str) -> str:
+        for real, sample in swaps:
+            value = value.replace(real, sample)
+        return value
+
+    message.body = swap(str(message.body))
+    html = html_part(message)
+    message.alternatives = []
+    message.attach_alternative(swap(html), "text/html")
+    message.extra_headers = {key: swap(value) for key, value in message.extra_headers.items()}
+    return message
+
+
+def html_part(message: EmailMultiAlternatives) -> str:
+    for content, mimetype in message.alternatives:
+        if mimetype == "text/html":
+            return str(content)
+    return ""
+
+
+def send_test(*, campaign: Campaign, to: str, name: str = "", actor: services.Actor) -> None:
+    """Send the campaign to one address as a test, then record it.
+
+    The send happens outside any transaction (a rollback cannot unsend an email); only a
+    test that left is recorded.
+    """
+    message = sample_message(rendering.prepare(campaign), sample_recipient(name=name, email=to))
+    message.subject = TEST_SUBJECT_PREFIX + message.subject
+    message.send()
+    services.campaign_record_test(campaign_id=campaign.pk, actor=actor, to=to)
+
+
+def campaign_progress(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's counters, as the page and ``progress.json`` show them."""
+    done = campaign.sent_count + campaign.failed_count + campaign.skipped_count
+    total = campaign.recipients_count
+    return {
+        "status": campaign.status,
+        "status_display": campaign.get_status_display(),
+        "recipients": total,
+        "queued": campaign.queued_count,
+        "sent": campaign.sent_count,
+        "failed": campaign.failed_count,
+        "skipped": campaign.skipped_count,
+        "done": done,
+        "percent": min(100, done * 100 // total) if total else 0,
+        "paused_reason": campaign.paused_reason,
+        "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
+        "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
+    }
+
+
+# --- Admin classes ----------------------------------------------------------------------
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CampaignActionInline(ReadOnlyMixin, admin.TabularInline):
+    model = CampaignAction
+    fields = ("at", "action", "actor_label", "detail")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "audit entry"
+    verbose_name_plural = "Audit trail"
+
+
+class PreviewForm(forms.ModelForm):
+    """The composing fields as typed so far, for a live preview; nothing is saved from it."""
+
+    class Meta:
+        model = Campaign
+        fields = ("purpose", *CONTENT_FIELDS)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
+class ActionRefused(Exception):
+    """A button's input could not be used; the message says why."""
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ("name", "purpose", "status", "scheduled_at", "progress", "created_by")
+    list_filter = ("status", "purpose")
+    list_select_related = ("purpose", "created_by")
+    search_fields = ("name", "subject")
+    readonly_fields = STATUS_FIELDS
+    inlines = [CampaignActionInline]
+
+    @admin.display(description="Sent / recipients")
+    def progress(self, obj: Campaign) -> str:
+        return f"{obj.sent_count}/{obj.recipients_count}"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (None, {"fields": ("name", "purpose")}),
+            ("Message", {"fields": CONTENT_FIELDS}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Status", {"fields": STATUS_FIELDS}))
+        return fieldsets
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        # The trail is for reading; a POST of the form never carries (or saves) it.
+        if obj is None or request.method == "POST":
+            return []
+        return super().get_inlines(request, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "purpose":
+            kwargs["queryset"] = Purpose.objects.filter(offers_email=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Once sending starts the content is fixed; the buttons check the model permission.
+        if obj is not None and not obj.is_editable:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the audit trail refers to every campaign; cancel instead
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        fields = {
+            name: form.cleaned_data[name] for name in services.EDITABLE_FIELDS if name in form.cleaned_data
+        }
+        if change:
+            saved = services.campaign_update(campaign_id=obj.pk, actor=request.user, **fields)
+        else:
+            saved = services.campaign_create(actor=request.user, **fields)
+        # Point the admin's log entry and redirect at the row the service wrote.
+        obj.pk, obj.status, obj.created_by_id = saved.pk, saved.status, saved.created_by_id
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # no many-to-many fields, and the inline is read-only
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except services.CampaignStateError as exc:
+            # Sending started between loading the form and saving it.
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.path)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Campaign | None = None,
+    ) -> HttpResponse:
+        editable = obj is None or (obj.is_editable and self.has_change_permission(request, obj))
+        context["live_preview"] = editable and context.get("adminform") is not None
+        if obj is not None:
+            when = obj.scheduled_at or timezone.now() + timedelta(hours=1)
+            context.update(
+                can_act=self.has_change_permission(request),
+                progress=campaign_progress(obj),
+                breakdown=audience_breakdown(purpose_id=obj.purpose_id) if obj.is_editable else None,
+                schedule_default=f"{timezone.localtime(when):%Y-%m-%dT%H:%M}",
+                timezone_name=timezone.get_current_timezone_name(),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Extra views -------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("preview/", view(self.live_preview_view), name="marketing_campaign_live_preview"),
+            path("<int:pk>/preview/", view(self.preview_view), name="marketing_campaign_preview"),
+            path("<int:pk>/progress.json", view(self.progress_view), name="marketing_campaign_progress"),
+            path("<int:pk>/actions/<slug:action>/", view(self.action_view), name="marketing_campaign_action"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose", "layout"), pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        message = sample_message(rendering.prepare(campaign), staff_recipient(request.user))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: {campaign}",
+            "opts": self.model._meta,
+            "original": campaign,
+            "subject": message.subject,
+            "html": html_part(message),
+            "text": message.body,
+            "recipient": message.to[0],
+        }
+        return TemplateResponse(request, "admin/marketing/campaign/preview.html", context)
+
+    def live_preview_view(self, request: HttpRequest) -> HttpResponse:
+        """Render the form's current content; writes nothing."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        form = PreviewForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse(
+                {"error": "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())}
+            )
+        values = dict(form.cleaned_data)
+        if values.get("purpose") is None:
+            return JsonResponse({"error": "Choose a purpose to see the preview."})
+        values["body_format"] = values.get("body_format") or Campaign.BodyFormat.MARKDOWN
+        message = sample_message(rendering.prepare(Campaign(**values)), staff_recipient(request.user))
+        return JsonResponse(
+            {"error": "", "subject": message.subject, "html": html_part(message), "text": message.body}
+        )
+
+    def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        return JsonResponse(campaign_progress(campaign))
+
+    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        handlers: dict[str, Callable[[HttpRequest, Campaign], str]] = {
+            "test": self._send_test,
+            "send": self._send_now,
+            "schedule": self._schedule,
+            "pause": self._pause,
+            "resume": self._resume,
+            "cancel": self._cancel,
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            raise Http404(f"No campaign action {action!r}.")
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose", "layout"), pk=pk)
+        try:
+            done = handler(request, campaign)
+        except (services.CampaignStateError, ActionRefused) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[campaign.pk]))
+
+    def _send_test(self, request: HttpRequest, campaign: Campaign) -> str:
+        to = getattr(request.user, "email", "")
+        if not to:
+            raise ActionRefused("Your staff account has no email address: add one to receive tests.")
+        try:
+            send_test(campaign=campaign, to=to, name=staff_recipient(request.user).name, actor=request.user)
+        except (AnymailError, smtplib.SMTPException, OSError) as exc:
+            raise ActionRefused(f"The test could not be sent: {type(exc).__name__}: {exc}") from exc
+        return f"Test sent to {to}."
+
+    def _send_now(self, request: HttpRequest, campaign: Campaign) -> str:
+        started = services.campaign_send(campaign_id=campaign.pk, actor=request.user)
+        return f"Sending started to {started.recipients_count} eligible recipients."
+
+    def _schedule(self, request: HttpRequest, campaign: Campaign) -> str:
+        at = parse_datetime(request.POST.get("at", "").strip())
+        if at is None:
+            raise ActionRefused("Give a date and time to schedule the campaign.")
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at)
+        if at <= timezone.now():
+            raise ActionRefused("That time has passed: choose a later one, or use Send now.")
+        services.campaign_schedule(campaign_id=campaign.pk, actor=request.user, at=at)
+        return f"Scheduled for {timezone.localtime(at):%Y-%m-%d %H:%M %Z}."
+
+    def _pause(self, request: HttpRequest, campaign: Campaign) -> str:
+        reason = request.POST.get("reason", "").strip()
+        services.campaign_pause(campaign_id=campaign.pk, actor=request.user, reason=reason)
+        return "Paused. Messages already handed to the provider are not recalled."
+
+    def _resume(self, request: HttpRequest, campaign: Campaign) -> str:
+        services.campaign_resume(campaign_id=campaign.pk, actor=request.user)
+        return "Resumed."
+
+    def _cancel(self, request: HttpRequest, campaign: Campaign) -> str:
+        cancelled = services.campaign_cancel(campaign_id=campaign.pk, actor=request.user)
+        return f"Cancelled; {cancelled.queued_count} queued messages will not be sent."
+
+
+@admin.register(Layout)
+class LayoutAdmin(admin.ModelAdmin):
+    list_display = ("name",)
+    search_fields = ("name",)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("campaign", "subscriber", "status", "attempts", "sent_at", "provider_message_id", "error")
+    list_filter = ("status", "campaign")
+    list_select_related = ("campaign", "subscriber")
+    search_fields = ("=provider_message_id",)
+    show_full_result_count = False  # COUNT(*) over a million deliveries on every page is slow
+    list_per_page = 50
+    actions = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        return super().get_queryset(request).order_by("-id")
+
+
+@admin.register(CampaignAction)
+class CampaignActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("at", "campaign", "action", "actor_label")
+    list_filter = ("action",)
+    list_select_related = ("campaign",)
+    date_hierarchy = "at"
+    actions = None
