@@ -18,7 +18,7 @@ class ScriptedBackend(EmailBackend):
     failures: ClassVar[list[Exception | None]] = []
     refused: ClassVar[set[str]] = set()
 
-    def send_messages(self, messages):  # type: ignore[no-untyped-def]
+    def send_messages(self, messages):
         for message in messages:
             if message.to[0] in self.refused:
                 raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"no such user")})
