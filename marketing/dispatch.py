@@ -24,7 +24,7 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from marketing import rendering, services, throttle
@@ -64,21 +64,26 @@ def claim_batch(*, campaign_id: int, size: int) -> list[int]:
     return ids
 
 
-def run(*, campaign_id: int) -> int:
-    """Send batches of ``campaign_id`` until none is due or the campaign stops sending.
+@dataclass(frozen=True)
+class RunOutcome:
+    sent: int
+    # Seconds until the earliest retry is due, when retries are all that is left.
+    next_retry_in: float | None = None
 
-    Returns how many messages this call sent.
-    """
+
+def run(*, campaign_id: int) -> RunOutcome:
+    """Send batches of ``campaign_id`` until none is due or the campaign stops sending."""
     total = 0
     prepared: rendering.PreparedCampaign | None = None
     while True:
         campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
         if campaign.status != Campaign.Status.SENDING:
-            return total
+            return RunOutcome(sent=total)
         ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE)
         if not ids:
-            services.campaign_finish_if_done(campaign_id=campaign_id)
-            return total
+            if services.campaign_finish_if_done(campaign_id=campaign_id):
+                return RunOutcome(sent=total)
+            return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id))
         prepared = prepared or rendering.prepare(campaign)
         result = send_batch(campaign=campaign, prepared=prepared, delivery_ids=ids)
         total += result.sent
@@ -122,7 +127,7 @@ def send_batch(
                 try:
                     message.send()
                 except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
-                    outcomes[delivery_id] = (Delivery.Status.FAILED, "", _short(exc))
+                    outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
                 except (AnymailAPIError, smtplib.SMTPException, OSError) as exc:
                     delay = _retry_delay(exc, attempts)
                     if delay is None:
@@ -183,6 +188,15 @@ def _record(
         )
 
 
+def _next_retry_in(campaign_id: int) -> float | None:
+    earliest = Delivery.objects.filter(
+        campaign_id=campaign_id, status=Delivery.Status.QUEUED, retry_after__isnull=False
+    ).aggregate(at=Min("retry_after"))["at"]
+    if earliest is None:
+        return None
+    return max((earliest - timezone.now()).total_seconds(), 0.0)
+
+
 def _retry_delay(exc: Exception, attempts: int) -> float | None:
     """Seconds to wait before retrying, or None when the failure is permanent."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -224,6 +238,25 @@ def _provider_id(message: object) -> str:
 
 def _sender_domain() -> str:
     return settings.SENDER_EMAIL.rpartition("@")[2] or "localhost"
+
+
+def _refusal(exc: Exception) -> str:
+    """The receiving side's own words for a refused recipient, which anymail's message omits."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        reasons = [
+            f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+            for code, text in exc.recipients.values()
+        ]
+        return _short(exc) + ": " + "; ".join(reasons)
+    response = getattr(exc, "response", None)
+    if response is None:
+        return _short(exc)
+    try:
+        body = response.json()
+        detail = body.get("Message") or body.get("message") if isinstance(body, dict) else str(body)
+    except ValueError:
+        detail = response.text
+    return f"{_short(exc)}: {str(detail)[:300]}"
 
 
 def _short(exc: Exception) -> str:

@@ -12,7 +12,11 @@ from marketing.models import Campaign, Delivery
 
 @shared_task(name="marketing.run_campaign", acks_late=True)
 def run_campaign(campaign_id: int) -> int:
-    return dispatch.run(campaign_id=campaign_id)
+    outcome = dispatch.run(campaign_id=campaign_id)
+    if outcome.next_retry_in is not None:
+        # Only retries are left: come back when the first is due, not at the next sweep.
+        run_campaign.apply_async((campaign_id,), countdown=outcome.next_retry_in)
+    return outcome.sent
 
 
 @shared_task(name="marketing.start_due_campaigns")

@@ -27,8 +27,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from marketing import rendering, services
-from marketing.admin import campaign_progress, html_part, sample_message, sample_recipient, send_test
 from marketing.models import Campaign
+from marketing.samples import campaign_progress, html_part, sample_message, sample_recipient, send_test
 from subscribers.selectors import audience_breakdown
 
 
