@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import rendering, services, throttle
+from marketing import batching, rendering, services, throttle
 from marketing.models import Campaign, Delivery
 from subscribers.selectors import sendable_consents
 
@@ -118,6 +118,11 @@ def send_batch(
     retry: dict[int, tuple[int, float]] = {}  # delivery id -> (attempts, delay seconds)
     if to_send:
         throttle.acquire(len(to_send))
+    if to_send and batching.supported():
+        _send_as_one(
+            campaign_id=campaign.pk, prepared=prepared, to_send=to_send, outcomes=outcomes, retry=retry
+        )
+    elif to_send:
         connection = get_connection()
         try:
             connection.open()
@@ -146,6 +151,40 @@ def send_batch(
             connection.close()
     _record(campaign_id=campaign.pk, outcomes=outcomes, retry=retry, result=result)
     return result
+
+
+def _send_as_one(
+    *,
+    campaign_id: int,
+    prepared: rendering.PreparedCampaign,
+    to_send: list[tuple[int, int, rendering.Recipient]],
+    outcomes: dict[int, tuple[str, str, str]],
+    retry: dict[int, tuple[int, float]],
+) -> None:
+    """The whole batch in one provider API call, each recipient's copy personalised there."""
+    recipients = {delivery_id: recipient for delivery_id, _, recipient in to_send}
+    message = batching.build_message(prepared, recipients, connection=get_connection())
+    try:
+        message.send()
+    except AnymailRecipientsRefused as exc:
+        for delivery_id in recipients:
+            outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
+    except (AnymailAPIError, OSError) as exc:
+        # One call for everyone: a temporary failure puts the whole batch back.
+        delay = _retry_delay(exc, max(attempts for _, attempts, _ in to_send))
+        for delivery_id, attempts, _ in to_send:
+            if delay is None:
+                outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
+            else:
+                retry[delivery_id] = (attempts, delay)
+        if delay is not None:
+            logger.warning("campaign %s: sending paused for %.0fs: %s", campaign_id, delay, _short(exc))
+    else:
+        for delivery_id, (accepted, provider_id, error) in batching.recipient_outcomes(
+            message, recipients
+        ).items():
+            status = Delivery.Status.SENT if accepted else Delivery.Status.FAILED
+            outcomes[delivery_id] = (status, provider_id, error)
 
 
 def _record(

@@ -1,4 +1,8 @@
-"""Demo data for ``make run``: staff logins, consent texts and a few subscribers. Idempotent."""
+"""Demo data for ``make run``: staff logins, consent texts and a few subscribers. Idempotent.
+
+``--subscribers N`` then ADDS N bulk demo subscribers with confirmed consent (numbered after
+the highest existing one, so running it again adds N more); see ``subscribers.bulk``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscribers import services
+from subscribers import bulk, services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentText, Purpose, Subscriber
 
@@ -43,6 +47,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="Run even with DEBUG off.")
+        parser.add_argument(
+            "--subscribers",
+            type=int,
+            default=0,
+            metavar="N",
+            help="Also ADD N demo subscribers with confirmed consent, in set-based SQL.",
+        )
+        parser.add_argument(
+            "--chunk-size",
+            type=int,
+            default=100_000,
+            help="Subscribers per transaction (with --subscribers).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
@@ -51,6 +68,15 @@ class Command(BaseCommand):
         self._staff(password)
         self._texts()
         self._subscribers()
+        if options["subscribers"] < 0 or options["chunk_size"] < 1:
+            raise CommandError("--subscribers must be 0 or more and --chunk-size at least 1.")
+        if options["subscribers"]:
+            result = bulk.seed_subscribers(count=options["subscribers"], chunk_size=options["chunk_size"])
+            self.stdout.write(
+                f"Added {result.subscribers} subscribers, {result.events} consent events, "
+                f"{result.evidence} evidence rows and {result.states} consent states "
+                f"in {result.seconds:.1f} s."
+            )
         self.stdout.write(
             self.style.SUCCESS("Demo data ready. Staff logins (password for all three): ")
             + f"admin / marketer / compliance : {password}"

@@ -1,0 +1,322 @@
+"""Create many demo subscribers with confirmed consent, in set-based SQL (``seed_demo --subscribers``).
+
+Each demo subscriber (``demo-000000123@example.net``) gets, for every purpose offering email
+that has a published consent text, a ``requested`` and a ``confirmed`` ledger event with
+evidence, and an ACTIVE consent state: the rows ``services.subscriber_sign_up`` and
+``services.subscription_confirm`` would write, but computed by the database, with no Python
+loop over subscribers. The hashes are the ones ``subscribers.ledger`` computes, so
+``verify_ledger`` passes. Every call ADDS ``count`` subscribers, numbered after the highest
+existing demo address.
+
+How: per chunk, in one transaction,
+1. reserve id ranges for the subscribers and their events (so every row can be computed
+   before it is inserted: an event's hash needs its subscriber's id);
+2. fill one temporary row per subscriber with its address, salts, evidence digests and its
+   chain of event hashes (a chain is sequential, so each link is one nested SELECT level);
+3. INSERT ... SELECT the subscribers, events, evidence and states from that row.
+
+SHA-256 is PostgreSQL's built-in ``sha256()``; HMAC-SHA256 (``services.address_hash``) is
+built from it (RFC 2104) so no extension is needed. On SQLite the same statements call
+Python functions registered on the connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from subscribers import services
+from subscribers.ledger import GENESIS
+from subscribers.models import Channel, ConsentEvent, ConsentState, ConsentText, Purpose
+
+EMAIL_PATTERN = "demo-%@example.net"
+NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
+SUBMITTED = {"demo": True}
+ACTOR_LABEL = "seed_demo"
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    subscribers: int
+    events: int
+    evidence: int
+    states: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One ledger event every demo subscriber gets: its position in the chain and content."""
+
+    seq: int
+    text: ConsentText
+    kind: str
+    occurred_at: Any
+
+
+def seed_subscribers(*, count: int, chunk_size: int = 100_000) -> SeedResult:
+    """Add ``count`` demo subscribers with confirmed email consent; one transaction per chunk."""
+    started = time.monotonic()
+    steps = _steps()
+    if connection.vendor == "sqlite":
+        _register_sqlite_functions()
+    first = _next_demo_number()
+    done = 0
+    while done < count:
+        size = min(chunk_size, count - done)
+        with transaction.atomic():
+            _seed_chunk(first=first + done, size=size, steps=steps)
+        done += size
+    return SeedResult(
+        subscribers=count,
+        events=count * len(steps),
+        evidence=count * len(steps),
+        states=count * len(steps) // 2,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _steps() -> list[_Step]:
+    """Requested for every purpose, then confirmed for every purpose: signup then confirmation."""
+    latest: dict[int, ConsentText] = {}
+    texts = ConsentText.objects.filter(purpose__offers_email=True).order_by("purpose_id", "-version")
+    for text in texts.select_related("purpose"):
+        latest.setdefault(text.purpose_id, text)
+    chosen = [latest[p] for p in Purpose.objects.filter(pk__in=latest).values_list("pk", flat=True)]
+    requested_at = timezone.now().replace(microsecond=0)
+    confirmed_at = requested_at + timedelta(seconds=1)
+    steps = [_Step(i + 1, t, ConsentEvent.Kind.REQUESTED, requested_at) for i, t in enumerate(chosen)]
+    steps += [
+        _Step(len(chosen) + i + 1, t, ConsentEvent.Kind.CONFIRMED, confirmed_at) for i, t in enumerate(chosen)
+    ]
+    return steps
+
+
+def _next_demo_number() -> int:
+    # Zero-padded numbers sort as text, so MAX(email) is the highest demo number.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MAX(email) FROM subscribers_subscriber WHERE email LIKE %s", [EMAIL_PATTERN])
+        (highest,) = cursor.fetchone()
+    return int(highest[5:14]) + 1 if highest else 1
+
+
+def _register_sqlite_functions() -> None:
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.create_function("sha256_hex", 1, lambda s: hashlib.sha256(s.encode()).hexdigest(), deterministic=True)
+    raw.create_function("address_hash", 1, services.address_hash, deterministic=True)
+    # SQLite may inline a level and evaluate its salt twice, so the salt is a keyed function
+    # of (number, step) under a key drawn once per run: as unpredictable, and stable.
+    key = secrets.token_bytes(32)
+    raw.create_function(
+        "demo_salt",
+        2,
+        lambda n, k: hmac.new(key, f"{n}:{k}".encode(), "sha256").hexdigest()[:32],
+        deterministic=True,
+    )
+
+
+def _sha256(sql: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"encode(sha256(convert_to({sql}, 'UTF8')), 'hex')"
+    return f"sha256_hex({sql})"
+
+
+def _address_hash(sql: str) -> tuple[str, list[Any]]:
+    if connection.vendor != "postgresql":
+        return f"address_hash({sql})", []
+    # RFC 2104: HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)), K padded to the block size.
+    key = settings.ADDRESS_HASH_KEY.encode()
+    key = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    ipad, opad = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+    sql = f"encode(sha256(%s::bytea || sha256(%s::bytea || convert_to(lower({sql}), 'UTF8'))), 'hex')"
+    return sql, [opad, ipad]
+
+
+def _json_parts(content: dict[str, Any], *tokens: str) -> list[str]:
+    """Canonical JSON as ``ledger._sha256`` hashes it, split at ``tokens`` (in text order)."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    parts = []
+    for token in tokens:
+        before, text = text.split(token, 1)
+        parts.append(before)
+    return [*parts, text]
+
+
+def _reserve_ids(table: str, size: int) -> int:
+    """First of ``size`` consecutive free ids; the caller's transaction holds the table lock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [table])
+            (first,) = cursor.fetchone()
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, first + size - 1])
+        else:  # SQLite: BEGIN IMMEDIATE already holds the database's write lock.
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")
+            (first,) = cursor.fetchone()
+    return int(first)
+
+
+def _seed_chunk(*, first: int, size: int, steps: list[_Step]) -> None:
+    pg = connection.vendor == "postgresql"
+    n_steps = len(steps)
+    with connection.cursor() as cursor:
+        if pg:
+            # Blocks concurrent inserts (not reads) so the reserved id ranges stay ours.
+            cursor.execute(
+                "LOCK TABLE subscribers_subscriber, subscribers_consentevent IN SHARE ROW EXCLUSIVE MODE"
+            )
+    sub_base = _reserve_ids("subscribers_subscriber", size)
+    event_base = _reserve_ids("subscribers_consentevent", size * n_steps)
+
+    # Innermost level: one row per number, with a random salt per event. A volatile
+    # expression keeps PostgreSQL from inlining this level, so each salt is drawn once.
+    salt = "replace(CAST(gen_random_uuid() AS TEXT), '-', '')" if pg else "demo_salt(g.n, {k})"
+    number = "lpad(CAST(g.n AS TEXT), 9, '0')" if pg else "printf('%%09d', g.n)"
+    names = " ".join(f"WHEN {i} THEN '{name}'" for i, name in enumerate(NAMES))
+    salts = ", ".join(f"{salt.format(k=k)} AS s{k}" for k in range(1, n_steps + 1))
+    sql = (
+        f"SELECT g.n, %s + g.n - %s AS id, 'demo-' || {number} || '@example.net' AS email, "
+        f"(CASE g.n %% {len(NAMES)} {names} END) || ' Demo ' || CAST(g.n AS TEXT) AS name, {salts} "
+        + ("FROM generate_series(%s, %s) AS g(n)" if pg else "FROM g")
+    )
+    params: list[Any] = [sub_base, first] + ([first, first + size - 1] if pg else [])
+    # Evidence digests (``ledger.evidence_digest``): the evidence is the same but for the salt.
+    fence = " OFFSET 0" if pg else ""  # keeps each level computed once, not inlined twice
+    before, after = _json_parts(
+        {"salt": "<salt>", "ip": None, "ua": "", "url": "", "submitted": SUBMITTED}, "<salt>"
+    )
+    digests = ", ".join(f"{_sha256(f'%s || t.s{k} || %s')} AS e{k}" for k in range(1, n_steps + 1))
+    sql, params = f"SELECT t.*, {digests} FROM ({sql}) t{fence}", [before, after] * n_steps + params
+    # The chain: event k's hash covers event k-1's hash, so each link is one more level.
+    for step in steps:
+        k = step.seq
+        a, b, c, d = _json_parts(_event_dict(step), "<evidence>", "<prev>", '"<subscriber>"')
+        prev = f"t.h{k - 1}" if k > 1 else f"'{GENESIS}'"
+        link = _sha256(f"%s || t.e{k} || %s || {prev} || %s || CAST(t.id AS TEXT) || %s")
+        sql, params = f"SELECT t.*, {link} AS h{k} FROM ({sql}) t{fence}", [a, b, c, d, *params]
+    email_hash, hash_params = _address_hash("t.email")
+    sql, params = f"SELECT t.*, {email_hash} AS email_hash FROM ({sql}) t", hash_params + params
+    if not pg:
+        sql = f"WITH RECURSIVE g(n) AS (SELECT %s UNION ALL SELECT n + 1 FROM g WHERE n < %s) {sql}"
+        params = [first, first + size - 1, *params]
+    _fill_temp_tables(select=sql, params=params, steps=steps, pg=pg)
+    _insert_rows(steps=steps, event_base=event_base, sub_base=sub_base, pg=pg)
+
+
+def _event_dict(step: _Step) -> dict[str, Any]:
+    """``ledger.event_hash``'s content for ``step``, with slots for the per-subscriber values."""
+    return {
+        "subscriber": "<subscriber>",
+        "seq": step.seq,
+        "purpose": step.text.purpose_id,
+        "channel": str(Channel.EMAIL),
+        "kind": str(step.kind),
+        "text": step.text.pk,
+        "text_digest": step.text.digest,
+        "request": None,
+        "at": step.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "source": str(ConsentEvent.Source.IMPORT),
+        "actor": str(ConsentEvent.Actor.SYSTEM),
+        "actor_user": None,
+        "actor_label": ACTOR_LABEL,
+        "evidence": "<evidence>",
+        "prev": "<prev>",
+    }
+
+
+def _fill_temp_tables(*, select: str, params: list[Any], steps: list[_Step], pg: bool) -> None:
+    """``seed_wide``: one computed row per new subscriber; ``seed_plan``: one row per step."""
+    m = len(steps)
+    text, bigint, moment = ("text", "bigint", "timestamptz") if pg else ("TEXT", "INTEGER", "TEXT")
+    wide = [f"n {bigint}", f"id {bigint}", f"email {text}", f"name {text}"]
+    wide += [f"{c}{k} {text}" for c in "seh" for k in range(1, m + 1)] + [f"email_hash {text}"]
+    with connection.cursor() as cursor:
+        for table, columns in (
+            ("seed_wide", wide),
+            (
+                "seed_plan",
+                [
+                    f"seq {bigint}",
+                    f"purpose_id {bigint}",
+                    f"text_id {bigint}",
+                    f"kind {text}",
+                    f"occurred_at {moment}",
+                ],
+            ),
+        ):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"CREATE TEMP TABLE {table} ({', '.join(columns)})")
+        cursor.executemany(
+            "INSERT INTO seed_plan VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    s.seq,
+                    s.text.purpose_id,
+                    s.text.pk,
+                    s.kind,
+                    connection.ops.adapt_datetimefield_value(s.occurred_at),
+                )
+                for s in steps
+            ],
+        )
+        # Column order of the nested SELECT: n, id, email, name, salts, digests, hashes, email_hash.
+        cursor.execute(f"INSERT INTO seed_wide {select}", params)
+        if pg:
+            cursor.execute("ANALYZE seed_wide")
+
+
+def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool) -> None:
+    """Copy the computed rows into the real tables: each event row is (subscriber, step)."""
+    m = len(steps)
+
+    def pick(column: str, first: str | None = None) -> str:
+        cases = " ".join(
+            f"WHEN {k} THEN " + (first if k == 1 and first else f"w.{column}{k - 1 if first else k}")
+            for k in range(1, m + 1)
+        )
+        return f"(CASE p.seq {cases} END)"
+
+    event_id = f"{int(event_base)} + (w.id - {int(sub_base)}) * {m} + p.seq - 1"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    requested_at = connection.ops.adapt_datetimefield_value(steps[0].occurred_at)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO subscribers_subscriber (id, email, email_hash, name, language, address_line1, "
+            "address_line2, postal_code, city, country, created_at, ledger_seq, ledger_head) "
+            f"SELECT id, email, email_hash, name, %s, '', '', '', '', '', %s, {m}, h{m} FROM seed_wide",
+            [settings.LANGUAGE_CODE, now],
+        )
+        cursor.execute(
+            "INSERT INTO subscribers_consentevent (id, subscriber_id, seq, purpose_id, channel, kind, "
+            "consent_text_id, request_id, occurred_at, source, actor, actor_user_id, actor_label, "
+            f"evidence_digest, prev_hash, hash) SELECT {event_id}, w.id, p.seq, p.purpose_id, %s, p.kind, "
+            f"p.text_id, NULL, p.occurred_at, %s, %s, NULL, %s, {pick('e')}, {pick('h', repr(GENESIS))}, "
+            f"{pick('h')} FROM seed_wide w CROSS JOIN seed_plan p",
+            [Channel.EMAIL, ConsentEvent.Source.IMPORT, ConsentEvent.Actor.SYSTEM, ACTOR_LABEL],
+        )
+        submitted = "CAST(%s AS jsonb)" if pg else "%s"
+        cursor.execute(
+            "INSERT INTO subscribers_consentevidence (event_id, ip_address, user_agent, page_url, "
+            f"submitted, salt, erased_at) SELECT {event_id}, NULL, '', '', {submitted}, {pick('s')}, NULL "
+            "FROM seed_wide w CROSS JOIN seed_plan p",
+            [json.dumps(SUBMITTED)],
+        )
+        cursor.execute(
+            "INSERT INTO subscribers_consentstate (subscriber_id, purpose_id, channel, status, "
+            "consent_text_id, requested_at, confirmed_at, withdrawn_at, last_event_id) "
+            f"SELECT w.id, p.purpose_id, %s, %s, p.text_id, %s, p.occurred_at, NULL, {event_id} "
+            "FROM seed_wide w CROSS JOIN seed_plan p WHERE p.kind = %s",
+            [Channel.EMAIL, ConsentState.Status.ACTIVE, requested_at, ConsentEvent.Kind.CONFIRMED],
+        )
+        cursor.execute("DROP TABLE seed_wide")
+        cursor.execute("DROP TABLE seed_plan")
