@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from marketing import batching, rendering, services, throttle
 from marketing.models import Campaign, Delivery
+from subscribers import services as subscriber_services
 from subscribers.selectors import sendable_consents
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,12 @@ def send_batch(
 ) -> BatchResult:
     rows = list(
         Delivery.objects.filter(id__in=delivery_ids, status=Delivery.Status.CLAIMED).values_list(
-            "id", "subscriber_id", "subscriber__email", "subscriber__name", "attempts"
+            "id",
+            "subscriber_id",
+            "subscriber__email",
+            "subscriber__name",
+            "subscriber__link_generation",
+            "attempts",
         )
     )
     consented = dict(
@@ -106,12 +112,16 @@ def send_batch(
     result = BatchResult()
     outcomes: dict[int, tuple[str, str, str]] = {}  # delivery id -> (status, provider id, error)
     to_send = []
-    for delivery_id, subscriber_id, email, name, attempts in rows:
+    for delivery_id, subscriber_id, email, name, generation, attempts in rows:
         if subscriber_id not in consented or not email:
             outcomes[delivery_id] = (Delivery.Status.SKIPPED, "", "no longer eligible at send time")
             continue
         recipient = rendering.Recipient(
-            subscriber_id=subscriber_id, email=email, name=name, consented_at=consented[subscriber_id]
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            consented_at=consented[subscriber_id],
+            link_generation=generation,
         )
         to_send.append((delivery_id, attempts, recipient))
 
@@ -149,7 +159,8 @@ def send_batch(
                     outcomes[delivery_id] = (Delivery.Status.SENT, _provider_id(message), "")
         finally:
             connection.close()
-    _record(campaign_id=campaign.pk, outcomes=outcomes, retry=retry, result=result)
+    subscriber_of = {row[0]: row[1] for row in rows}
+    _record(campaign=campaign, outcomes=outcomes, retry=retry, result=result, subscriber_of=subscriber_of)
     return result
 
 
@@ -189,11 +200,13 @@ def _send_as_one(
 
 def _record(
     *,
-    campaign_id: int,
+    campaign: Campaign,
     outcomes: dict[int, tuple[str, str, str]],
     retry: dict[int, tuple[int, float]],
     result: BatchResult,
+    subscriber_of: dict[int, int],
 ) -> None:
+    campaign_id = campaign.pk
     now = timezone.now()
     with transaction.atomic():
         updates = []
@@ -224,6 +237,14 @@ def _record(
                 result.retried += 1
         services.campaign_count(
             campaign_id=campaign_id, sent=result.sent, failed=result.failed, skipped=result.skipped
+        )
+        # Their "at most weekly/monthly" choice counts from this send.
+        subscriber_services.consents_mark_sent(
+            purpose_id=campaign.purpose_id,
+            subscriber_ids=[
+                subscriber_of[d] for d, (status, _, _) in outcomes.items() if status == Delivery.Status.SENT
+            ],
+            at=now,
         )
 
 

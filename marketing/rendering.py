@@ -72,6 +72,7 @@ class Recipient:
     email: str
     name: str
     consented_at: datetime | None
+    link_generation: int = 1  # Subscriber.link_generation: preferences links carry it
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def recipient_values(
     """The placeholder values for one recipient: (for the HTML part, for the text part)."""
     first_name = _first_name(recipient.name) or prepared.first_name_fallback
     unsubscribe = links.make("unsubscribe", recipient.subscriber_id, prepared.purpose_id)
-    preferences = links.make("preferences", recipient.subscriber_id)
+    preferences = links.make("preferences", recipient.subscriber_id, generation=recipient.link_generation)
     text = {
         FIRST_NAME: first_name,
         UNSUBSCRIBE_URL: _site_url(reverse("subscribers:unsubscribe", args=[unsubscribe])),

@@ -64,11 +64,11 @@ def event_hash(
     *,
     subscriber_id: int,
     seq: int,
-    purpose_id: int,
+    purpose_id: int | None,
     channel: str,
     kind: str,
-    consent_text_id: int,
-    consent_text_digest: str,
+    consent_text_id: int | None,
+    consent_text_digest: str | None,
     request_id: Any,
     occurred_at: datetime,
     source: str,
@@ -102,21 +102,26 @@ def event_hash(
 def append(
     subscriber: Subscriber,
     *,
-    purpose: Purpose,
+    purpose: Purpose | None,
     channel: Channel | str,
     kind: ConsentEvent.Kind | str,
-    consent_text: ConsentText,
+    consent_text: ConsentText | None,
     evidence: Evidence,
     request: ConfirmationRequest | None = None,
     occurred_at: datetime | None = None,
 ) -> ConsentEvent:
     """Append one event to ``subscriber``'s chain.
 
+    Consent events name a purpose, a channel and the text version; events about the
+    subscriber as a whole (profile, pause, erasure) pass ``purpose=None, channel=""``.
+
     The caller holds ``subscriber`` locked (``select_for_update``) inside its transaction;
     the unique (subscriber, seq) constraint catches a caller that did not.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger.append must run inside the caller's transaction")
+    if (purpose is None) != (consent_text is None):
+        raise ValueError("a consent event names both its purpose and its text version; others neither")
     occurred_at = occurred_at or timezone.now()
     salt = secrets.token_hex(16)
     e_digest = evidence_digest(
@@ -147,11 +152,11 @@ def append(
     event.hash = event_hash(
         subscriber_id=subscriber.pk,
         seq=seq,
-        purpose_id=purpose.pk,
+        purpose_id=purpose.pk if purpose else None,
         channel=event.channel,
         kind=event.kind,
-        consent_text_id=consent_text.pk,
-        consent_text_digest=consent_text.digest,
+        consent_text_id=consent_text.pk if consent_text else None,
+        consent_text_digest=consent_text.digest if consent_text else None,
         request_id=request.pk if request else None,
         occurred_at=occurred_at,
         source=event.source,

@@ -1,6 +1,6 @@
 """Signed, scoped, expiring tokens for the per-recipient links in campaign emails.
 
-A token is ``<subscriber>[.<purpose>]:<timestamp>:<signature>``: the ids in base62, the
+A token is ``<subscriber>.<purpose|generation>:<timestamp>:<signature>``: the ids in base62, the
 issue time in base62 seconds, and an HMAC-SHA256 (``django.core.signing.TimestampSigner``)
 keyed by ``SECRET_KEY`` with a salt per scope, so a preferences token is not an
 unsubscribe token and no token can be altered or made up. Verification also tries
@@ -9,6 +9,11 @@ A token is about 60 characters.
 
 Tokens expire after ``LINK_MAX_AGE_DAYS`` (default 365). CAN-SPAM wants an opt-out to work
 for at least 30 days after sending; we promise 60 (COMPLIANCE.md), so never set it lower.
+
+Revocation: a preferences token carries the subscriber's ``link_generation``; raising it
+(after an address change, or on request) makes every preferences link already sent stop
+working. Unsubscribe tokens are never revoked: they can only ever reduce mail, and a
+person clicking "unsubscribe" in an old email must not be turned away.
 
 The ids are signed, not encrypted: a token reveals the subscriber's numeric id to whoever
 holds the email it was sent in, and nothing else.
@@ -41,6 +46,11 @@ class LinkClaims:
     subscriber_id: int
     purpose_id: int | None
     issued_at: datetime
+    generation: int | None = None  # preferences links only
+
+    def is_fresh(self, max_age: timedelta) -> bool:
+        """Issued within ``max_age``: the bar for exporting or changing personal data."""
+        return datetime.now(tz=UTC) - self.issued_at <= max_age
 
 
 def link_max_age() -> timedelta:
@@ -55,13 +65,13 @@ def _signer(scope: str) -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=f"subscribers.links.{scope}")
 
 
-def make(scope: Scope, subscriber_id: int, purpose_id: int | None = None) -> str:
-    """A token for ``scope``: "unsubscribe" needs a purpose, "preferences" takes none."""
+def make(scope: Scope, subscriber_id: int, purpose_id: int | None = None, *, generation: int = 1) -> str:
+    """A token for ``scope``: "unsubscribe" needs a purpose, "preferences" takes none but
+    carries the subscriber's ``link_generation``."""
     if _SCOPES.get(scope) != (purpose_id is not None):
         raise ValueError(f"a {scope!r} link {'needs' if _SCOPES.get(scope) else 'takes no'} purpose")
-    value = signing.b62_encode(int(subscriber_id))
-    if purpose_id is not None:
-        value += "." + signing.b62_encode(int(purpose_id))
+    second = purpose_id if purpose_id is not None else generation
+    value = signing.b62_encode(int(subscriber_id)) + "." + signing.b62_encode(int(second))
     return _signer(scope).sign(value)
 
 
@@ -83,11 +93,12 @@ def read(scope: Scope, token: str, max_age: timedelta | int | None = None) -> Li
     except (signing.BadSignature, ValueError, OverflowError):
         return None
     wants_purpose = _SCOPES[scope]
-    if len(parts) != (2 if wants_purpose else 1) or min(parts) <= 0:
+    if len(parts) != 2 or min(parts) <= 0:
         return None
     return LinkClaims(
         scope=scope,
         subscriber_id=parts[0],
         purpose_id=parts[1] if wants_purpose else None,
         issued_at=issued,
+        generation=None if wants_purpose else parts[1],
     )

@@ -133,6 +133,11 @@ class Subscriber(models.Model):
     city = models.CharField(max_length=100, blank=True)
     country = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Nothing is sent to a paused subscriber until this moment (preference centre).
+    paused_until = models.DateTimeField(null=True, blank=True)
+    # Part of every preferences link; raising it revokes every such link already sent.
+    link_generation = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Head of this subscriber's hash chain: each subscriber has their own chain, so
     # concurrent signups never wait on one global ledger lock.
     ledger_seq = models.PositiveIntegerField(default=0, editable=False)
@@ -212,6 +217,28 @@ class ConfirmationRequest(models.Model):
         return self.confirmed_at is None and self.expired_at is None and self.expires_at > timezone.now()
 
 
+class EmailChangeRequest(models.Model):
+    """A new address waiting for its owner to confirm it; the old one stays in use until then."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="email_changes")
+    new_email = models.CharField(max_length=254)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"address change {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.confirmed_at is None and self.cancelled_at is None and self.expires_at > timezone.now()
+
+
 class ImmutableRecordError(Exception):
     """Raised on any attempt to change or remove a ledger record."""
 
@@ -235,6 +262,16 @@ class ConsentEvent(models.Model):
         CONFIRMED = "confirmed", _("Confirmed")
         WITHDRAWN = "withdrawn", _("Withdrawn")
         EXPIRED = "expired", _("Request expired")
+        # Changes to how and when a consent is used, and to the person's own data. Events
+        # about the subscriber as a whole (profile, pause, erasure) carry no purpose.
+        FREQUENCY_CHANGED = "frequency_changed", _("Frequency changed")
+        PAUSED = "paused", _("Paused")
+        RESUMED = "resumed", _("Pause ended")
+        PROFILE_CHANGED = "profile_changed", _("Profile changed")
+        EMAIL_CHANGE_REQUESTED = "email_change_requested", _("Address change requested")
+        EMAIL_CHANGED = "email_changed", _("Address changed")
+        SUPPRESSED = "suppressed", _("Suppressed")
+        ERASED = "erased", _("Personal data erased")
 
     class Source(models.TextChoices):
         SIGNUP_PAGE = "signup_page", _("Signup page")
@@ -245,6 +282,7 @@ class ConsentEvent(models.Model):
         IMPORT = "import", _("Import")
         PROVIDER = "provider", _("Email provider")
         SYSTEM = "system", _("System")
+        MANAGE_PAGE = "manage_page", _("Manage-my-subscription page")
 
     class Actor(models.TextChoices):
         SUBSCRIBER = "subscriber", _("The subscriber")
@@ -254,10 +292,13 @@ class ConsentEvent(models.Model):
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consent_events")
     seq = models.PositiveIntegerField()
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="+")
+    # Empty for events about the subscriber as a whole (profile, pause, erasure).
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    consent_text = models.ForeignKey(
+        ConsentText, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
     request = models.ForeignKey(
         ConfirmationRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
@@ -286,6 +327,8 @@ class ConsentEvent(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.purpose_id is None:
+            return f"#{self.seq} {self.kind}"
         return f"#{self.seq} {self.kind} {self.purpose_id}/{self.channel}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -320,6 +363,12 @@ class ConsentEvidence(models.Model):
         return f"evidence for event {self.event_id}"
 
 
+class Frequency(models.TextChoices):
+    EVERY = "every", _("Every issue")
+    WEEKLY = "weekly", _("At most once a week")
+    MONTHLY = "monthly", _("At most once a month")
+
+
 class ConsentState(models.Model):
     """Who consents to what, on which channel, right now: derived from the ledger."""
 
@@ -338,6 +387,12 @@ class ConsentState(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    # The subscriber's choice of how often (a FREQUENCY_CHANGED event records each change),
+    # and when we last sent for this purpose on this channel, which enforces it.
+    frequency = models.CharField(
+        max_length=10, choices=Frequency.choices, default=Frequency.EVERY, db_default=Frequency.EVERY
+    )
+    last_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["purpose__position", "channel"]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
-from subscribers import ledger
+from subscribers import ledger, links
 from subscribers.models import (
     Channel,
     ConsentEvent,
     ConsentState,
     ConsentText,
+    Frequency,
     Purpose,
     Subscriber,
     Suppression,
@@ -41,41 +44,98 @@ def signup_offers(*, language: str | None = None) -> list[SignupOffer]:
     return sorted(offers, key=lambda o: (o.purpose.position, o.purpose.pk))
 
 
+def linked_subscriber(claims: links.LinkClaims | None) -> Subscriber | None:
+    """The subscriber a valid link points at, unless erased or the link was revoked."""
+    if claims is None:
+        return None
+    subscriber = Subscriber.objects.filter(pk=claims.subscriber_id, email__isnull=False).first()
+    if subscriber is None:
+        return None
+    if claims.generation is not None and claims.generation != subscriber.link_generation:
+        return None
+    return subscriber
+
+
+def preferences_token(subscriber: Subscriber) -> str:
+    return links.make("preferences", subscriber.pk, generation=subscriber.link_generation)
+
+
 def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(
         subscriber=subscriber, status=ConsentState.Status.ACTIVE
     ).select_related("purpose", "consent_text")
 
 
-def sendable_consents(*, purpose_id: int, channel: Channel | str = Channel.EMAIL) -> QuerySet[ConsentState]:
+# How long "at most weekly" and "at most monthly" hold mail back after the last one sent.
+FREQUENCY_GAPS = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
+
+
+def _reachable() -> Q:
+    """Active consent and an address we still hold."""
+    return Q(status=ConsentState.Status.ACTIVE, subscriber__email__isnull=False)
+
+
+def _not_suppressed() -> Q:
+    return ~Q(Exists(Suppression.objects.filter(email_hash=OuterRef("subscriber__email_hash"))))
+
+
+def _not_paused(now: datetime) -> Q:
+    return Q(subscriber__paused_until__isnull=True) | Q(subscriber__paused_until__lte=now)
+
+
+def _frequency_allows(now: datetime) -> Q:
+    allowed = Q(frequency=Frequency.EVERY) | Q(last_sent_at__isnull=True)
+    for frequency, gap in FREQUENCY_GAPS.items():
+        allowed |= Q(frequency=frequency, last_sent_at__lte=now - gap)
+    return allowed
+
+
+def sendable_consents(
+    *, purpose_id: int, channel: Channel | str = Channel.EMAIL, now: datetime | None = None
+) -> QuerySet[ConsentState]:
     """THE answer to "who may we contact for this purpose on this channel, now?".
 
     Dispatch (the audience snapshot and the per-batch re-check), previews and counts all
     call this one function, so they can never disagree. Active consent, an address we
-    still hold, and not suppressed.
+    still hold, not suppressed, not paused, and not held back by the subscriber's own
+    choice of how often they hear from us for this purpose.
     """
+    now = now or timezone.now()
     return ConsentState.objects.filter(
+        _reachable() & _not_suppressed() & _not_paused(now) & _frequency_allows(now),
         purpose_id=purpose_id,
         channel=channel,
-        status=ConsentState.Status.ACTIVE,
-        subscriber__email__isnull=False,
-    ).exclude(Exists(Suppression.objects.filter(email_hash=OuterRef("subscriber__email_hash"))))
-
-
-def audience_breakdown(*, purpose_id: int) -> dict[str, int]:
-    """How many subscribers with an address may be emailed for a purpose, and why the rest may not."""
-    states = ConsentState.objects.filter(purpose_id=purpose_id, channel=Channel.EMAIL)
-    counts = states.aggregate(
-        active=Count("pk", filter=Q(status=ConsentState.Status.ACTIVE, subscriber__email__isnull=False)),
-        unconfirmed=Count("pk", filter=Q(status=ConsentState.Status.PENDING)),
     )
-    eligible = sendable_consents(purpose_id=purpose_id).count()
+
+
+def audience_breakdown(*, purpose_id: int, now: datetime | None = None) -> dict[str, int]:
+    """How many subscribers with an address may be emailed for a purpose, and why the rest may not.
+
+    Each subscriber is counted once, under the first reason that holds them back, in this
+    order: no consent, unconfirmed, suppressed, paused, frequency.
+    """
+    now = now or timezone.now()
+    states = ConsentState.objects.filter(purpose_id=purpose_id, channel=Channel.EMAIL)
+    reachable = _reachable()
+    unsuppressed = reachable & _not_suppressed()
+    unpaused = unsuppressed & _not_paused(now)
+    counts = states.aggregate(
+        reachable=Count("pk", filter=reachable),
+        unsuppressed=Count("pk", filter=unsuppressed),
+        unpaused=Count("pk", filter=unpaused),
+        eligible=Count("pk", filter=unpaused & _frequency_allows(now)),
+        unconfirmed=Count(
+            "pk", filter=Q(status=ConsentState.Status.PENDING, subscriber__email__isnull=False)
+        ),
+    )
     with_address = Subscriber.objects.filter(email__isnull=False).count()
     return {
-        "eligible": eligible,
-        "suppressed": counts["active"] - eligible,
+        "eligible": counts["eligible"],
+        "no_consent": with_address - counts["reachable"] - counts["unconfirmed"],
+        "suppressed": counts["reachable"] - counts["unsuppressed"],
         "unconfirmed": counts["unconfirmed"],
-        "no_consent": with_address - counts["active"] - counts["unconfirmed"],
+        "paused": counts["unsuppressed"] - counts["unpaused"],
+        "frequency": counts["unpaused"] - counts["eligible"],
     }
 
 
@@ -105,19 +165,19 @@ def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
     texts: dict[int, ConsentText] = {}
     timeline = []
     for event in events:
-        texts[event.consent_text_id] = event.consent_text
+        text = event.consent_text
+        if text is not None:
+            texts[text.pk] = text
         evidence = getattr(event, "evidence", None)
         timeline.append(
             {
                 "position": event.seq,
                 "event": event.kind,
-                "purpose": event.purpose.slug,
-                "channel": event.channel,
-                "consent_text": {
-                    "id": event.consent_text_id,
-                    "version": event.consent_text.version,
-                    "language": event.consent_text.language,
-                },
+                "purpose": event.purpose.slug if event.purpose else None,
+                "channel": event.channel or None,
+                "consent_text": {"id": text.pk, "version": text.version, "language": text.language}
+                if text
+                else None,
                 "at": event.occurred_at.isoformat(),
                 "source": event.source,
                 "actor": event.actor,

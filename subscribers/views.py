@@ -19,7 +19,7 @@ from subscribers import links, selectors, services, tokens
 from subscribers.forms import SignupForm
 from subscribers.http import client_ip, user_agent
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConfirmationRequest, ConsentEvent, ConsentState, Purpose, Subscriber
+from subscribers.models import Channel, ConfirmationRequest, ConsentEvent, ConsentState, Purpose
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ _WITHDRAWABLE = (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows one button (a link scanner's fetch changes nothing); POST withdraws."""
     claims = links.read("unsubscribe", token)
-    subscriber = _linked_subscriber(claims.subscriber_id if claims else None)
+    subscriber = selectors.linked_subscriber(claims)
     purpose = None
     if claims and claims.purpose_id and subscriber:
         purpose = Purpose.objects.filter(pk=claims.purpose_id).first()
@@ -165,7 +165,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             "has_others": any(s.purpose_id != purpose.pk or s.channel != Channel.EMAIL for s in states),
             "reason_max": UNSUBSCRIBE_REASON_MAX,
             "preferences_url": reverse(
-                "subscribers:preferences", args=[links.make("preferences", subscriber.pk)]
+                "subscribers:preferences", args=[selectors.preferences_token(subscriber)]
             ),
         },
     )
@@ -176,7 +176,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     """What this subscriber receives now, read-only, with a way to stop each (issue 4 builds the rest)."""
     claims = links.read("preferences", token)
-    subscriber = _linked_subscriber(claims.subscriber_id if claims else None)
+    subscriber = selectors.linked_subscriber(claims)
     if subscriber is None:
         return _bad_link(request)
     consents = [
@@ -191,13 +191,6 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         for state in ConsentState.objects.filter(subscriber=subscriber).select_related("purpose")
     ]
     return render(request, "subscribers/preferences.html", {"subscriber": subscriber, "consents": consents})
-
-
-def _linked_subscriber(subscriber_id: int | None) -> Subscriber | None:
-    """The subscriber a link points at, unless unknown or erased (no address left)."""
-    if subscriber_id is None:
-        return None
-    return Subscriber.objects.filter(pk=subscriber_id, email__isnull=False).first()
 
 
 def _bad_link(request: HttpRequest) -> HttpResponse:

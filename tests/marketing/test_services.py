@@ -40,6 +40,8 @@ def test_the_one_selector_leaves_out_everyone_who_may_not_be_emailed(audience, c
         "suppressed": 1,
         "unconfirmed": 1,
         "no_consent": 2,  # the withdrawn one and the promotions-only one
+        "paused": 0,
+        "frequency": 0,
     }
 
 

@@ -162,6 +162,8 @@ class Command(BaseCommand):
                 f"  no consent:   {breakdown['no_consent']}",
                 f"  suppressed:   {breakdown['suppressed']}",
                 f"  unconfirmed:  {breakdown['unconfirmed']}",
+                f"  paused:       {breakdown['paused']}",
+                f"  frequency:    {breakdown['frequency']} (held back by their chosen frequency)",
             ]
         self.stdout.write("\n".join(lines))
 
