@@ -1,0 +1,1 @@
+"""Public pages, one module per area; ``subscribers/urls.py`` routes to them."""

@@ -1,0 +1,33 @@
+"""What every public view shares: evidence from a request, and the friendly bad-link page."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from subscribers.http import client_ip, user_agent
+from subscribers.ledger import Evidence
+from subscribers.models import ConsentEvent
+
+
+def evidence_from(request: HttpRequest, source: str, submitted: dict | None = None) -> Evidence:
+    return Evidence(
+        source=source,
+        actor=ConsentEvent.Actor.SUBSCRIBER,
+        ip_address=client_ip(request),
+        user_agent=user_agent(request),
+        page_url=request.build_absolute_uri()[:2000],
+        submitted=submitted or {},
+    )
+
+
+def bad_link(request: HttpRequest) -> HttpResponse:
+    """A forged, altered, expired or revoked link: say so kindly and offer a fresh one."""
+    contact = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
+    return render(
+        request,
+        "subscribers/link_problem.html",
+        {"reason": "manage_link_invalid", "contact_email": contact},
+        status=400,
+    )

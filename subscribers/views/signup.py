@@ -1,0 +1,90 @@
+"""Public pages: signup, "check your inbox" and the double opt-in confirmation."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import get_language
+from django.views.decorators.http import require_http_methods
+from django_ratelimit.decorators import ratelimit
+
+from subscribers import selectors, services, tokens
+from subscribers.forms import SignupForm
+from subscribers.models import ConfirmationRequest, ConsentEvent
+from subscribers.views.common import evidence_from as _evidence
+
+logger = logging.getLogger(__name__)
+
+
+def _signup_rate(group: str, request: HttpRequest) -> str:
+    return settings.SIGNUP_RATE_LIMIT
+
+
+@require_http_methods(["GET", "POST"])
+@ratelimit(key="ip", rate=_signup_rate, method="POST", block=False)
+def signup(request: HttpRequest) -> HttpResponse:
+    offers = selectors.signup_offers(language=get_language())
+    form = SignupForm(request.POST or None, offers=offers)
+    if request.method == "POST":
+        if getattr(request, "limited", False):
+            logger.info("signup rate limit reached")
+            return render(request, "subscribers/rate_limited.html", status=429)
+        if form.is_bot:
+            logger.info("signup honeypot filled; nothing stored")
+            return redirect("subscribers:check_inbox")
+        if form.is_valid():
+            services.subscriber_sign_up(
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data.get("name", "").strip(),
+                choices=form.choices(),
+                postal_address=form.postal_address(),
+                evidence=_evidence(request, ConsentEvent.Source.SIGNUP_PAGE, form.submitted()),
+                language=get_language() or settings.LANGUAGE_CODE,
+            )
+            # The same answer whether the address is new, pending or already subscribed.
+            return redirect("subscribers:check_inbox")
+    status = 400 if form.errors else 200
+    return render(request, "subscribers/signup.html", {"form": form, "offers": offers}, status=status)
+
+
+def check_inbox(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscribers/check_inbox.html")
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows one button; only the POST confirms, so a mail scanner's fetch does nothing."""
+    request_id = tokens.confirmation_request_id(token)
+    if request_id is None:
+        return render(request, "subscribers/link_problem.html", {"reason": "invalid"}, status=400)
+    if request.method == "POST":
+        try:
+            services.subscription_confirm(
+                request_id=request_id, evidence=_evidence(request, ConsentEvent.Source.CONFIRMATION_LINK)
+            )
+        except services.ConfirmationError as exc:
+            return _link_problem(request, exc.reason)
+        return render(request, "subscribers/confirmed.html", {"items": _requested(request_id)})
+    pending = ConfirmationRequest.objects.filter(pk=request_id).first()
+    if pending is None:
+        return _link_problem(request, "unknown")
+    if not pending.is_open:
+        return _link_problem(request, "already_confirmed" if pending.confirmed_at else "expired")
+    return render(request, "subscribers/confirm.html", {"items": _requested(request_id), "token": token})
+
+
+def _requested(request_id: uuid.UUID) -> list[ConsentEvent]:
+    return list(
+        ConsentEvent.objects.filter(request_id=request_id, kind=ConsentEvent.Kind.REQUESTED)
+        .select_related("purpose", "consent_text")
+        .order_by("seq")
+    )
+
+
+def _link_problem(request: HttpRequest, reason: str) -> HttpResponse:
+    status = {"unknown": 404, "expired": 410, "already_confirmed": 200}.get(reason, 400)
+    return render(request, "subscribers/link_problem.html", {"reason": reason}, status=status)
