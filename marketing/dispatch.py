@@ -107,6 +107,7 @@ def send_batch(
     consented = dict(
         sendable_consents(purpose_id=campaign.purpose_id)
         .filter(subscriber_id__in=[r[1] for r in rows])
+        .order_by()
         .values_list("subscriber_id", "confirmed_at")
     )
     result = BatchResult()
