@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.PlatformAdminConfig",  # django.contrib.admin, login rate-limited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -172,6 +172,8 @@ if not DEBUG and not env.str("ORGANISATION_ADDRESS", default=""):
 # --- Subscriptions ----------------------------------------------------------------------
 CONFIRMATION_EXPIRY_DAYS = env.int("CONFIRMATION_EXPIRY_DAYS", default=7)
 SIGNUP_RATE_LIMIT = env.str("SIGNUP_RATE_LIMIT", default="10/h")
+# Admin sign-in attempts per IP address and, separately, per user name (e.g. "10/15m").
+ADMIN_LOGIN_RATE_LIMIT = env.str("ADMIN_LOGIN_RATE_LIMIT", default="10/15m")
 # Unsubscribe and preference links in emails work this long (CAN-SPAM asks 30 days, we
 # promise at least 60; anything lower is raised to 60).
 LINK_MAX_AGE_DAYS = env.int("LINK_MAX_AGE_DAYS", default=365)
