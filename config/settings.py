@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -137,10 +138,31 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Security ---------------------------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
+# Sites allowed to show the signup form in a frame (e.g. "https://www.example.com"); every
+# other page, and the signup page for every other site, refuses to be framed.
+SIGNUP_FRAME_ANCESTORS = env.list("SIGNUP_FRAME_ANCESTORS", default=[])
+# Content security policy for the public pages: our own scripts, styles and images only.
+# The admin and the outbox are left out: they show campaign HTML, which has inline styles.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/admin/", "/outbox/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
+if SIGNUP_FRAME_ANCESTORS and CSRF_COOKIE_SECURE:
+    # A form inside another site's frame only gets its CSRF cookie back with SameSite=None.
+    CSRF_COOKIE_SAMESITE = "None"
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 MAX_USER_AGENT = 1000
 
@@ -31,3 +34,18 @@ def client_ip_for_ratelimit(request: HttpRequest) -> str:
 
 def user_agent(request: HttpRequest) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT]
+
+
+def embeddable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Let the sites in ``SIGNUP_FRAME_ANCESTORS`` (and only them) show this page in a frame."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        origins = settings.SIGNUP_FRAME_ANCESTORS
+        if origins:
+            response.xframe_options_exempt = True
+            response._csp_replace = {"frame-ancestors": ["'self'", *origins]}  # type: ignore[attr-defined]
+        return response
+
+    return wrapped

@@ -14,6 +14,7 @@ from django_ratelimit.decorators import ratelimit
 
 from subscribers import selectors, services, tokens
 from subscribers.forms import SignupForm
+from subscribers.http import embeddable
 from subscribers.models import ConfirmationRequest, ConsentEvent
 from subscribers.views.common import evidence_from as _evidence
 
@@ -24,6 +25,7 @@ def _signup_rate(group: str, request: HttpRequest) -> str:
     return settings.SIGNUP_RATE_LIMIT
 
 
+@embeddable
 @require_http_methods(["GET", "POST"])
 @ratelimit(key="ip", rate=_signup_rate, method="POST", block=False)
 def signup(request: HttpRequest) -> HttpResponse:
@@ -51,6 +53,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "subscribers/signup.html", {"form": form, "offers": offers}, status=status)
 
 
+@embeddable
 def check_inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "subscribers/check_inbox.html")
 
