@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export DEBUG ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint types check fmt lock clean
+.PHONY: help venv install run test lint types check fmt lock clean bench
 
 help: ## list the targets
 	@echo "make <target>:"
@@ -67,6 +67,18 @@ lock: install ## regenerate requirements/*.lock from pyproject.toml (uv, Python 
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --disable-pip-version-check -q uv
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements/base.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
+
+# The bench compares with django-newsletter, installed into a venv of its own (never .venv).
+PEER_VENV := var/bench/venv-peer
+BENCH_ARGS ?=
+
+$(PEER_VENV)/.installed: bench/peer/requirements.txt
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --disable-pip-version-check -q -r bench/peer/requirements.txt
+	@touch $@
+
+bench: install $(PEER_VENV)/.installed ## throughput, memory, latency on this machine (BENCH_ARGS=--full: 1M)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove .venv, caches and test leftovers (keeps var/, the local data; delete it to start again)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var/test
