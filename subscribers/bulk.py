@@ -18,12 +18,22 @@ How: per chunk, in one transaction,
 SHA-256 is PostgreSQL's built-in ``sha256()``; HMAC-SHA256 (``services.address_hash``) is
 built from it (RFC 2104) so no extension is needed. On SQLite the same statements call
 Python functions registered on the connection.
+
+Where the time goes on PostgreSQL (1M subscribers = 16M rows) and what is done about it:
+- per-row foreign-key checks (one query per row and key, deferred to COMMIT) were the
+  largest single cost; they are skipped (``session_replication_role = replica`` for the
+  chunk) when the role may and every key of the seeded tables points at a row the chunk
+  inserted or locked itself, see ``_may_skip_foreign_key_checks``;
+- the unique ``hash`` indexes of the events (and ``email_hash`` of subscribers) take random
+  keys: inserted in id order, every row lands on a random page of an index far larger than
+  shared_buffers (re-read, re-written, full-page-imaged after every checkpoint), so a chunk
+  got slower the bigger the table; rows are inserted in hash order instead;
+- the rest is index maintenance proper (events have 9 indexes) and the hashing itself.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -68,14 +78,18 @@ def seed_subscribers(*, count: int, chunk_size: int = 100_000) -> SeedResult:
     """Add ``count`` demo subscribers with confirmed email consent; one transaction per chunk."""
     started = time.monotonic()
     steps = _steps()
+    # Salts are a keyed function of (number, pair) under a key drawn once per run and then
+    # forgotten: as unpredictable as drawing them, and one SHA-256 yields two of them.
+    key = secrets.token_bytes(32)
     if connection.vendor == "sqlite":
-        _register_sqlite_functions()
+        _register_sqlite_functions(key)
     first = _next_demo_number()
+    outermost = not connection.in_atomic_block
     done = 0
     while done < count:
         size = min(chunk_size, count - done)
         with transaction.atomic():
-            _seed_chunk(first=first + done, size=size, steps=steps)
+            _seed_chunk(first=first + done, size=size, steps=steps, key=key, outermost=outermost)
         done += size
     return SeedResult(
         subscribers=count,
@@ -110,20 +124,17 @@ def _next_demo_number() -> int:
     return int(highest[5:14]) + 1 if highest else 1
 
 
-def _register_sqlite_functions() -> None:
+def _salt_pair(key: bytes, n: int, pair: int) -> str:
+    """64 hex digits: the salts of events ``2 * pair - 1`` and ``2 * pair`` of demo number ``n``."""
+    return hashlib.sha256(key + f"{n}:{pair}".encode()).hexdigest()
+
+
+def _register_sqlite_functions(key: bytes) -> None:
     connection.ensure_connection()
     raw = connection.connection
     raw.create_function("sha256_hex", 1, lambda s: hashlib.sha256(s.encode()).hexdigest(), deterministic=True)
     raw.create_function("address_hash", 1, services.address_hash, deterministic=True)
-    # SQLite may inline a level and evaluate its salt twice, so the salt is a keyed function
-    # of (number, step) under a key drawn once per run: as unpredictable, and stable.
-    key = secrets.token_bytes(32)
-    raw.create_function(
-        "demo_salt",
-        2,
-        lambda n, k: hmac.new(key, f"{n}:{k}".encode(), "sha256").hexdigest()[:32],
-        deterministic=True,
-    )
+    raw.create_function("demo_salts", 2, lambda n, j: _salt_pair(key, n, j), deterministic=True)
 
 
 def _sha256(sql: str) -> str:
@@ -166,36 +177,37 @@ def _reserve_ids(table: str, size: int) -> int:
     return int(first)
 
 
-def _seed_chunk(*, first: int, size: int, steps: list[_Step]) -> None:
+def _seed_chunk(*, first: int, size: int, steps: list[_Step], key: bytes, outermost: bool) -> None:
     pg = connection.vendor == "postgresql"
     n_steps = len(steps)
-    with connection.cursor() as cursor:
-        if pg:
-            # Blocks concurrent inserts (not reads) so the reserved id ranges stay ours.
-            cursor.execute(
-                "LOCK TABLE subscribers_subscriber, subscribers_consentevent IN SHARE ROW EXCLUSIVE MODE"
-            )
+    restore = _begin_postgresql_chunk(steps, outermost=outermost) if pg else {}
     sub_base = _reserve_ids("subscribers_subscriber", size)
     event_base = _reserve_ids("subscribers_consentevent", size * n_steps)
 
-    # Innermost level: one row per number, with a random salt per event. A volatile
-    # expression keeps PostgreSQL from inlining this level, so each salt is drawn once.
-    salt = "replace(CAST(gen_random_uuid() AS TEXT), '-', '')" if pg else "demo_salt(g.n, {k})"
+    # Innermost level: one row per number, with its salts in pairs (``_salt_pair``).
+    pairs = range(1, (n_steps + 1) // 2 + 1)
     number = "lpad(CAST(g.n AS TEXT), 9, '0')" if pg else "printf('%%09d', g.n)"
+    if pg:
+        pair = "encode(sha256(%s::bytea || convert_to(CAST(g.n AS TEXT) || ':{j}', 'UTF8')), 'hex')"
+    else:
+        pair = "demo_salts(g.n, {j})"
     names = " ".join(f"WHEN {i} THEN '{name}'" for i, name in enumerate(NAMES))
-    salts = ", ".join(f"{salt.format(k=k)} AS s{k}" for k in range(1, n_steps + 1))
+    raw = ", ".join(f"{pair.format(j=j)} AS r{j}" for j in pairs)
     sql = (
         f"SELECT g.n, %s + g.n - %s AS id, 'demo-' || {number} || '@example.net' AS email, "
-        f"(CASE g.n %% {len(NAMES)} {names} END) || ' Demo ' || CAST(g.n AS TEXT) AS name, {salts} "
-        + ("FROM generate_series(%s, %s) AS g(n)" if pg else "FROM g")
+        f"(CASE g.n %% {len(NAMES)} {names} END) || ' Demo ' || CAST(g.n AS TEXT) AS name, {raw} "
+        + ("FROM generate_series(%s, %s) AS g(n) OFFSET 0" if pg else "FROM g")
     )
-    params: list[Any] = [sub_base, first] + ([first, first + size - 1] if pg else [])
+    params: list[Any] = [sub_base, first] + ([key] * len(pairs) + [first, first + size - 1] if pg else [])
     # Evidence digests (``ledger.evidence_digest``): the evidence is the same but for the salt.
     fence = " OFFSET 0" if pg else ""  # keeps each level computed once, not inlined twice
     before, after = _json_parts(
         {"salt": "<salt>", "ip": None, "ua": "", "url": "", "submitted": SUBMITTED}, "<salt>"
     )
-    digests = ", ".join(f"{_sha256(f'%s || t.s{k} || %s')} AS e{k}" for k in range(1, n_steps + 1))
+    salts = [f"substr(t.r{(k + 1) // 2}, {1 if k % 2 else 33}, 32)" for k in range(1, n_steps + 1)]
+    digests = ", ".join(
+        f"{salt} AS s{k}, {_sha256(f'%s || {salt} || %s')} AS e{k}" for k, salt in enumerate(salts, 1)
+    )
     sql, params = f"SELECT t.*, {digests} FROM ({sql}) t{fence}", [before, after] * n_steps + params
     # The chain: event k's hash covers event k-1's hash, so each link is one more level.
     for step in steps:
@@ -205,12 +217,94 @@ def _seed_chunk(*, first: int, size: int, steps: list[_Step]) -> None:
         link = _sha256(f"%s || t.e{k} || %s || {prev} || %s || CAST(t.id AS TEXT) || %s")
         sql, params = f"SELECT t.*, {link} AS h{k} FROM ({sql}) t{fence}", [a, b, c, d, *params]
     email_hash, hash_params = _address_hash("t.email")
-    sql, params = f"SELECT t.*, {email_hash} AS email_hash FROM ({sql}) t", hash_params + params
+    columns = ", ".join(
+        ["t.n", "t.id", "t.email", "t.name"] + [f"t.{c}{k}" for c in "seh" for k in range(1, n_steps + 1)]
+    )
+    sql, params = f"SELECT {columns}, {email_hash} AS email_hash FROM ({sql}) t", hash_params + params
     if not pg:
         sql = f"WITH RECURSIVE g(n) AS (SELECT %s UNION ALL SELECT n + 1 FROM g WHERE n < %s) {sql}"
         params = [first, first + size - 1, *params]
     _fill_temp_tables(select=sql, params=params, steps=steps, pg=pg)
     _insert_rows(steps=steps, event_base=event_base, sub_base=sub_base, pg=pg)
+    if restore:
+        with connection.cursor() as cursor:
+            for name, value in restore.items():
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+# Foreign keys of the seeded tables that the chunk satisfies itself: they point at rows it
+# inserts, or at the purposes and consent texts ``_lock_texts`` locks as the checks would.
+_SEEDED_KEYS = {
+    "subscribers_subscriber": set(),
+    "subscribers_consentevent": {
+        "subscriber_id",
+        "purpose_id",
+        "consent_text_id",
+        "request_id",
+        "actor_user_id",
+    },
+    "subscribers_consentevidence": {"event_id"},
+    "subscribers_consentstate": {"subscriber_id", "purpose_id", "consent_text_id", "last_event_id"},
+}
+# synchronous_commit: the chunk is demo data, no need to wait for its WAL to reach the disk;
+# jit: compiling the big INSERTs costs more than it saves; work_mem: sort a chunk in memory.
+_TUNING = {"synchronous_commit": "off", "jit": "off", "work_mem": "256MB"}
+
+
+def _begin_postgresql_chunk(steps: list[_Step], *, outermost: bool) -> dict[str, str]:
+    """Lock, tune this transaction and, when that is safe, skip the per-row FK checks.
+
+    Returns the settings to put back at the end of the chunk: none when the chunk is the
+    whole transaction (``SET LOCAL`` ends with it, and ``synchronous_commit`` must last until
+    COMMIT); all of them inside a caller's transaction, which must not inherit them.
+    """
+    wanted = dict(_TUNING)
+    with connection.cursor() as cursor:
+        # Blocks concurrent inserts (not reads) so the reserved id ranges stay ours.
+        cursor.execute(
+            "LOCK TABLE subscribers_subscriber, subscribers_consentevent IN SHARE ROW EXCLUSIVE MODE"
+        )
+        if _may_skip_foreign_key_checks(cursor):
+            _lock_texts(cursor, steps)
+            wanted["session_replication_role"] = "replica"  # FK checks are triggers "on origin"
+        restore = {}
+        for name, value in wanted.items():
+            cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+            restore[name] = cursor.fetchone()[0]
+    return {} if outermost else restore
+
+
+def _may_skip_foreign_key_checks(cursor: Any) -> bool:
+    """May this role switch triggers off, and would that switch off only checks we make moot?"""
+    cursor.execute("SELECT CAST(current_setting('server_version_num') AS integer)")
+    if cursor.fetchone()[0] >= 150000:  # GRANT SET ON PARAMETER exists since 15
+        cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+    else:
+        cursor.execute("SELECT current_setting('is_superuser') = 'on'")
+    if not cursor.fetchone()[0]:
+        return False
+    # Every trigger on INSERT that replica mode would silence ('O') or wake ('R') must be the
+    # check of a foreign key in _SEEDED_KEYS; an audit trigger or a new key keeps them all on.
+    cursor.execute(
+        "SELECT c.relname, p.proname = 'RI_FKey_check_ins', ARRAY(SELECT CAST(a.attname AS text) "
+        "FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attnum = ANY(k.conkey)) "
+        "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+        "LEFT JOIN pg_constraint k ON k.oid = t.tgconstraint WHERE c.relname = ANY(%s) "
+        "AND pg_table_is_visible(c.oid) AND t.tgtype & 4 <> 0 AND t.tgenabled IN ('O', 'R')",
+        [list(_SEEDED_KEYS)],
+    )
+    return all(is_fk and set(cols) <= _SEEDED_KEYS[table] for table, is_fk, cols in cursor.fetchall())
+
+
+def _lock_texts(cursor: Any, steps: list[_Step]) -> None:
+    """What the skipped checks would do for the rows the chunk does not insert itself."""
+    for table, ids in (
+        ("subscribers_purpose", {s.text.purpose_id for s in steps}),
+        ("subscribers_consenttext", {s.text.pk for s in steps}),
+    ):
+        cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) FOR KEY SHARE", [sorted(ids)])
+        if len(cursor.fetchall()) != len(ids):
+            raise RuntimeError(f"seed_demo: a row of {table} was deleted while seeding")
 
 
 def _event_dict(step: _Step) -> dict[str, Any]:
@@ -269,10 +363,7 @@ def _fill_temp_tables(*, select: str, params: list[Any], steps: list[_Step], pg:
                 for s in steps
             ],
         )
-        # Column order of the nested SELECT: n, id, email, name, salts, digests, hashes, email_hash.
         cursor.execute(f"INSERT INTO seed_wide {select}", params)
-        if pg:
-            cursor.execute("ANALYZE seed_wide")
 
 
 def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool) -> None:
@@ -293,7 +384,8 @@ def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool
         cursor.execute(
             "INSERT INTO subscribers_subscriber (id, email, email_hash, name, language, address_line1, "
             "address_line2, postal_code, city, country, created_at, ledger_seq, ledger_head) "
-            f"SELECT id, email, email_hash, name, %s, '', '', '', '', '', %s, {m}, h{m} FROM seed_wide",
+            f"SELECT id, email, email_hash, name, %s, '', '', '', '', '', %s, {m}, h{m} FROM seed_wide"
+            + (' ORDER BY email_hash COLLATE "C"' if pg else ""),
             [settings.LANGUAGE_CODE, now],
         )
         cursor.execute(
@@ -301,7 +393,8 @@ def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool
             "consent_text_id, request_id, occurred_at, source, actor, actor_user_id, actor_label, "
             f"evidence_digest, prev_hash, hash) SELECT {event_id}, w.id, p.seq, p.purpose_id, %s, p.kind, "
             f"p.text_id, NULL, p.occurred_at, %s, %s, NULL, %s, {pick('e')}, {pick('h', repr(GENESIS))}, "
-            f"{pick('h')} FROM seed_wide w CROSS JOIN seed_plan p",
+            f"{pick('h')} FROM seed_wide w CROSS JOIN seed_plan p"
+            + (f' ORDER BY {pick("h")} COLLATE "C"' if pg else ""),
             [Channel.EMAIL, ConsentEvent.Source.IMPORT, ConsentEvent.Actor.SYSTEM, ACTOR_LABEL],
         )
         submitted = "CAST(%s AS jsonb)" if pg else "%s"

@@ -2,10 +2,11 @@
 
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 
 from marketing.models import Campaign, Delivery
 from marketing.services import campaign_create, campaign_send
-from subscribers import ledger, services
+from subscribers import bulk, ledger, services
 from subscribers.bulk import seed_subscribers
 from subscribers.models import ConsentEvent, ConsentEvidence, ConsentState, Subscriber
 from subscribers.selectors import sendable_consents
@@ -58,3 +59,58 @@ def test_seeding_again_adds_more_and_a_real_signup_still_chains_after_them(setti
     campaign.refresh_from_db()
     assert campaign.status in (Campaign.Status.SENDING, Campaign.Status.SENT)
     assert Delivery.objects.filter(campaign=campaign, subscriber__email__startswith="demo-").count() == 11
+
+
+def test_every_event_gets_its_own_salt(consent_texts):
+    seed_subscribers(count=4, chunk_size=3)
+
+    salts = list(
+        ConsentEvidence.objects.filter(event__subscriber__email__startswith="demo-").values_list(
+            "salt", flat=True
+        )
+    )
+    assert len(salts) == 4 * len(consent_texts) * 2 == len(set(salts))
+    assert all(len(salt) == 32 and int(salt, 16) >= 0 for salt in salts)
+
+
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL set-based path")
+
+
+@postgresql_only
+def test_inside_a_callers_transaction_the_triggers_and_settings_come_back(consent_texts):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        (before,) = cursor.fetchone()
+        seed_subscribers(count=5, chunk_size=2)
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone() == (before,)
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+        # The append-only trigger still guards the rest of the caller's transaction.
+        event_id = ConsentEvent.objects.filter(subscriber__email__startswith="demo-").values_list(
+            "id", flat=True
+        )[0]
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute("UPDATE subscribers_consentevent SET kind = kind WHERE id = %s", [event_id])
+    assert list(ledger.verify()) == []
+
+
+@postgresql_only
+def test_an_insert_trigger_keeps_the_foreign_key_checks_on(consent_texts):
+    with connection.cursor() as cursor:
+        if not bulk._may_skip_foreign_key_checks(cursor):
+            pytest.skip("this role may not set session_replication_role")
+        cursor.execute(
+            "CREATE FUNCTION test_seed_noop() RETURNS trigger AS $$ BEGIN RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            "CREATE TRIGGER test_seed_audit AFTER INSERT ON subscribers_consentstate "
+            "FOR EACH ROW EXECUTE FUNCTION test_seed_noop()"
+        )
+        try:
+            assert not bulk._may_skip_foreign_key_checks(cursor)
+            seed_subscribers(count=3)
+        finally:
+            cursor.execute("DROP TRIGGER test_seed_audit ON subscribers_consentstate")
+            cursor.execute("DROP FUNCTION test_seed_noop()")
+    assert list(ledger.verify()) == []
