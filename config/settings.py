@@ -6,6 +6,7 @@ SQLite in WAL mode, kombu's filesystem broker and a local outbox, all under ``va
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -183,6 +184,15 @@ DEFAULT_FROM_EMAIL = f"{SENDER_NAME} <{SENDER_EMAIL}>"
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=SENDER_EMAIL)
 ANYMAIL = {
     **_mail.anymail,
+    # Any other ANYMAIL_<NAME> variable becomes anymail's <NAME> (a string), notably the
+    # webhook signature keys: ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY,
+    # ANYMAIL_SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY, ANYMAIL_POSTAL_WEBHOOK_KEY …
+    **{
+        name.removeprefix("ANYMAIL_"): value
+        for name, value in os.environ.items()
+        if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
+    },
+    # "user:password" the providers send as basic auth; the webhooks refuse all until set.
     "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
 }
 
@@ -200,6 +210,13 @@ ADMIN_LOGIN_RATE_LIMIT = env.str("ADMIN_LOGIN_RATE_LIMIT", default="10/15m")
 # Unsubscribe and preference links in emails work this long (CAN-SPAM asks 30 days, we
 # promise at least 60; anything lower is raised to 60).
 LINK_MAX_AGE_DAYS = env.int("LINK_MAX_AGE_DAYS", default=365)
+# Downloading one's data needs a preferences link sent this recently: an older one may
+# be in a forwarded email. Older links get a button that emails a fresh one.
+FRESH_LINK_HOURS = env.int("FRESH_LINK_HOURS", default=24)
+# "Manage my subscription" (/manage/): requests per IP address, and at most one email per
+# address per MANAGE_LINK_INTERVAL_MINUTES whoever asks.
+MANAGE_LINK_RATE_LIMIT = env.str("MANAGE_LINK_RATE_LIMIT", default="5/h")
+MANAGE_LINK_INTERVAL_MINUTES = env.int("MANAGE_LINK_INTERVAL_MINUTES", default=15)
 # The mailto: of List-Unsubscribe (default: SENDER_EMAIL). Its mailbox must be read.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 RATELIMIT_IP_META_KEY = "subscribers.http.client_ip_for_ratelimit"
@@ -207,11 +224,22 @@ RATELIMIT_IP_META_KEY = "subscribers.http.client_ip_for_ratelimit"
 # --- Campaign dispatch ------------------------------------------------------------------
 SEND_RATE_PER_SECOND = env.int("SEND_RATE_PER_SECOND", default=0)  # 0: no limit
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=200)
+# Runners queued when a campaign starts or resumes: about the number of worker processes.
+DISPATCH_RUNNERS = env.int("DISPATCH_RUNNERS", default=4)
 DISPATCH_LEASE_SECONDS = env.int("DISPATCH_LEASE_SECONDS", default=300)
 DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
 DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=30.0)
 DISPATCH_MAX_FAILURE_RATE = env.float("DISPATCH_MAX_FAILURE_RATE", default=0.2)
 DISPATCH_FAILURE_MIN_SAMPLE = env.int("DISPATCH_FAILURE_MIN_SAMPLE", default=50)
+
+# --- Provider events and guardrails -----------------------------------------------------
+# Deliveries in a row that soft-bounce (no "delivered" between) before the address is suppressed.
+SOFT_BOUNCE_LIMIT = env.int("SOFT_BOUNCE_LIMIT", default=3)
+# A sending campaign pauses itself when complaints or bounces per message sent reach these,
+# once it has sent GUARDRAIL_MIN_SENT (Gmail and Yahoo: keep complaints below 0.1%).
+GUARDRAIL_COMPLAINT_RATE = env.float("GUARDRAIL_COMPLAINT_RATE", default=0.001)
+GUARDRAIL_BOUNCE_RATE = env.float("GUARDRAIL_BOUNCE_RATE", default=0.05)
+GUARDRAIL_MIN_SENT = env.int("GUARDRAIL_MIN_SENT", default=100)
 
 # --- Celery -----------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
@@ -246,6 +274,10 @@ CELERY_BEAT_SCHEDULE = {
     "keep-campaigns-moving": {
         "task": "marketing.keep_campaigns_moving",
         "schedule": env.float("KEEP_CAMPAIGNS_MOVING_EVERY_SECONDS", default=60.0),
+    },
+    "process-pending-delivery-events": {
+        "task": "marketing.process_pending_delivery_events",
+        "schedule": env.float("PROCESS_PENDING_EVENTS_EVERY_SECONDS", default=300.0),
     },
 }
 

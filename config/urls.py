@@ -7,5 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("outbox/", outbox.message_list, name="outbox"),
     path("outbox/<str:name>/", outbox.message_detail, name="outbox_message"),
+    # anymail's tracking webhooks (anymail.urls), refusing bad requests with a clear 4xx.
+    path("anymail/", include("marketing.webhooks")),
     path("", include("subscribers.urls")),
 ]

@@ -37,7 +37,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from marketing import rendering, services
-from marketing.models import Campaign, CampaignAction, Delivery, Layout
+from marketing.models import Campaign, CampaignAction, Delivery, DeliveryEvent, Layout
 from marketing.samples import (
     campaign_progress,
     html_part,
@@ -47,9 +47,19 @@ from marketing.samples import (
 )
 from subscribers.models import Purpose
 from subscribers.selectors import audience_breakdown
+from subscribers.services import address_hash
 
 CONTENT_FIELDS = ("subject", "preheader", "layout", "body_format", "body", "first_name_fallback")
-STATUS_FIELDS = ("status", "scheduled_at", "started_at", "finished_at", "paused_reason", "created_by")
+STATUS_FIELDS = (
+    "status",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+    "paused_reason",
+    "bounced_count",
+    "complained_count",
+    "created_by",
+)
 
 
 # --- Admin classes ----------------------------------------------------------------------
@@ -332,3 +342,55 @@ class CampaignActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("campaign",)
     date_hierarchy = "at"
     actions = None
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """What providers reported, matched or not. Search by address (hashed), message or event id."""
+
+    list_display = (
+        "received_at",
+        "esp_name",
+        "event_type",
+        "bounce",
+        "reject_reason",
+        "campaign",
+        "matched",
+        "outcome",
+    )
+    list_filter = ("event_type", "bounce", "matched", "esp_name")
+    list_select_related = ("campaign",)
+    search_fields = ("=provider_message_id", "=event_id")
+    show_full_result_count = False
+    list_per_page = 50
+    actions = None
+    readonly_fields = (
+        "esp_name",
+        "event_type",
+        "bounce",
+        "reject_reason",
+        "description",
+        "mta_response",
+        "occurred_at",
+        "received_at",
+        "event_id",
+        "provider_message_id",
+        "recipient_domain",
+        "recipient_hash",
+        "metadata",
+        "matched",
+        "delivery",
+        "campaign",
+        "processed_at",
+        "outcome",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryEvent]:
+        return super().get_queryset(request).order_by("-id")
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        # Addresses are kept only as keyed hashes: hash what was typed.
+        if "@" in search_term:
+            return queryset.filter(recipient_hash=address_hash(search_term)), False
+        return super().get_search_results(request, queryset, search_term)

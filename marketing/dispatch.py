@@ -17,17 +17,18 @@ import contextlib
 import logging
 import smtplib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import make_msgid
+from typing import Any
 
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import batching, rendering, services, throttle
+from marketing import batching, guardrails, rendering, services, throttle
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.selectors import sendable_consents
@@ -89,6 +90,8 @@ def run(*, campaign_id: int) -> RunOutcome:
         result = send_batch(campaign=campaign, prepared=prepared, delivery_ids=ids)
         total += result.sent
         _pause_if_failing(campaign_id)
+        # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
+        guardrails.campaign_guard(campaign_id=campaign_id)
 
 
 def send_batch(
@@ -140,6 +143,11 @@ def send_batch(
             for index, (delivery_id, attempts, recipient) in enumerate(to_send):
                 message = rendering.build_message(prepared, recipient, connection=connection)
                 message.extra_headers.setdefault("Message-ID", make_msgid(domain=_sender_domain()))
+                # Comes back with the provider's webhook events (anymail metadata), as in a batch.
+                message.metadata = {  # type: ignore[attr-defined]
+                    batching.DELIVERY_ID: str(delivery_id),
+                    batching.CAMPAIGN_ID: str(campaign.pk),
+                }
                 try:
                     message.send()
                 except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
@@ -210,32 +218,26 @@ def _record(
     campaign_id = campaign.pk
     now = timezone.now()
     with transaction.atomic():
-        updates = []
-        for delivery_id, (status, provider_id, error) in outcomes.items():
-            updates.append(
-                Delivery(
-                    id=delivery_id,
-                    status=status,
-                    provider_message_id=provider_id,
-                    error=error[:500],
-                    sent_at=now if status == Delivery.Status.SENT else None,
-                )
-            )
+        for status, _provider_id, _error in outcomes.values():
             result.sent += status == Delivery.Status.SENT
             result.failed += status == Delivery.Status.FAILED
             result.skipped += status == Delivery.Status.SKIPPED
-        Delivery.objects.bulk_update(updates, ["status", "provider_message_id", "error", "sent_at"])
+        _write_outcomes(outcomes, now)
+        gave_up = [d for d, (attempts, _) in retry.items() if attempts >= settings.DISPATCH_MAX_ATTEMPTS]
+        if gave_up:
+            Delivery.objects.filter(pk__in=gave_up).update(
+                status=Delivery.Status.FAILED, error="gave up after repeated temporary failures"
+            )
+            result.failed += len(gave_up)
+        later: dict[float, list[int]] = {}
         for delivery_id, (attempts, delay) in retry.items():
-            if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
-                Delivery.objects.filter(pk=delivery_id).update(
-                    status=Delivery.Status.FAILED, error="gave up after repeated temporary failures"
-                )
-                result.failed += 1
-            else:
-                Delivery.objects.filter(pk=delivery_id).update(
-                    status=Delivery.Status.QUEUED, retry_after=now + timedelta(seconds=delay)
-                )
-                result.retried += 1
+            if attempts < settings.DISPATCH_MAX_ATTEMPTS:
+                later.setdefault(delay, []).append(delivery_id)
+        for delay, ids in later.items():
+            Delivery.objects.filter(pk__in=ids).update(
+                status=Delivery.Status.QUEUED, retry_after=now + timedelta(seconds=delay)
+            )
+            result.retried += len(ids)
         services.campaign_count(
             campaign_id=campaign_id, sent=result.sent, failed=result.failed, skipped=result.skipped
         )
@@ -247,6 +249,30 @@ def _record(
             ],
             at=now,
         )
+
+
+def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) -> None:
+    """Every row's own status, provider id and error in ONE statement (UPDATE … FROM VALUES).
+
+    ``bulk_update`` builds a CASE per row and field in Python: measured by ``make bench`` at
+    about 0.5 ms a row, the largest cost of a provider batch; this is a few µs a row.
+    """
+    if not outcomes:
+        return
+    table = Delivery._meta.db_table
+    row = "(CAST(%s AS BIGINT), %s, %s, %s)" if connection.vendor == "postgresql" else "(%s, %s, %s, %s)"
+    params: list[Any] = [Delivery.Status.SENT, connection.ops.adapt_datetimefield_value(now)]
+    for delivery_id, (status, provider_id, error) in outcomes.items():
+        params += [delivery_id, status, provider_id, error[:500]]
+    # VALUES columns are named column1… on both PostgreSQL and SQLite.
+    # The table name and placeholders are ours; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET status = v.column2, provider_message_id = v.column3, error = v.column4, "  # noqa: S608
+        "sent_at = CASE WHEN v.column2 = %s THEN %s ELSE NULL END "
+        f"FROM (VALUES {', '.join([row] * len(outcomes))}) AS v WHERE {table}.id = v.column1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _next_retry_in(campaign_id: int) -> float | None:

@@ -1,4 +1,5 @@
-"""Campaigns, the layouts they are written in, and one delivery record per recipient.
+"""Campaigns, the layouts they are written in, one delivery record per recipient, and the
+events providers report about those deliveries.
 
 A campaign's audience is snapshotted into ``Delivery`` rows (unique per campaign and
 subscriber) when sending starts; workers claim them in batches. Counters on the campaign
@@ -72,6 +73,10 @@ class Campaign(models.Model):
     sent_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
+    # Maintained by provider-event processing: deliveries that bounced or drew a complaint,
+    # each counted once; the guardrails compare them with sent_count.
+    bounced_count = models.PositiveIntegerField(default=0)
+    complained_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -164,3 +169,75 @@ class CampaignAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.campaign_id}"
+
+
+class DeliveryEvent(models.Model):
+    """One event a provider reported about a message (delivered, bounced, complained …).
+
+    Stored once (``dedupe_key``) as it arrives, then matched to its delivery and acted on by
+    ``marketing.process_delivery_event``. An event for a message we cannot find is kept
+    with no delivery, for staff to inspect. Personal data is limited to what matching and
+    reporting need: the recipient as the keyed hash ``Subscriber.email_hash`` uses, and its
+    domain; addresses in the provider's text are masked; no IP, user agent or click URL.
+    """
+
+    class Type(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        REJECTED = "rejected", _("Rejected by the provider")
+        FAILED = "failed", _("Failed at the provider")
+        BOUNCED = "bounced", _("Bounced")
+        DEFERRED = "deferred", _("Deferred")
+        DELIVERED = "delivered", _("Delivered")
+        AUTORESPONDED = "autoresponded", _("Auto-reply")
+        OPENED = "opened", _("Opened")
+        CLICKED = "clicked", _("Clicked")
+        COMPLAINED = "complained", _("Spam complaint")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed at the provider")
+        SUBSCRIBED = "subscribed", _("Resubscribed at the provider")
+        UNKNOWN = "unknown", _("Other")
+
+    class Bounce(models.TextChoices):
+        NONE = "", _("-")
+        HARD = "hard", _("Hard")
+        SOFT = "soft", _("Soft")
+
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    # The delivery's campaign, so counts per campaign and type read one index.
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    esp_name = models.CharField(_("provider"), max_length=50)
+    event_type = models.CharField(max_length=20, choices=Type.choices)
+    reject_reason = models.CharField(max_length=20, blank=True)
+    bounce = models.CharField(max_length=4, choices=Bounce.choices, blank=True)
+    event_id = models.CharField(_("provider event id"), max_length=255, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    recipient_hash = models.CharField(max_length=64, blank=True)
+    recipient_domain = models.CharField(max_length=255, blank=True)
+    # Only the ids we put in the message: delivery_id, campaign_id.
+    metadata = models.JSONField(default=dict, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    mta_response = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    dedupe_key = models.CharField(max_length=64, unique=True, editable=False)
+    matched = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign", "event_type"], name="delivery_event_campaign_idx"),
+            # The sweep that re-queues events whose processing task was lost.
+            models.Index(
+                fields=["received_at"],
+                name="delivery_event_pending_idx",
+                condition=models.Q(processed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp_name} {self.event_type} #{self.pk}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
@@ -51,7 +52,10 @@ def _run_on_commit(campaign_id: int) -> None:
 
     # robust: with the broker down the campaign is still started; keep_campaigns_moving
     # queues its runner once the broker is back, and staff see no error.
-    transaction.on_commit(lambda: tasks.run_campaign.delay(campaign_id), robust=True)
+    # Several runners at once, so every worker joins in from the first batch (claims never
+    # overlap: SKIP LOCKED); each one stops when no batch is left.
+    for _ in range(max(settings.DISPATCH_RUNNERS, 1)):
+        transaction.on_commit(lambda: tasks.run_campaign.delay(campaign_id), robust=True)
 
 
 @transaction.atomic
@@ -132,13 +136,17 @@ def _snapshot(campaign: Campaign) -> int:
 
 
 @transaction.atomic
-def campaign_pause(*, campaign_id: int, actor: Actor, reason: str = "") -> Campaign:
+def campaign_pause(
+    *, campaign_id: int, actor: Actor, reason: str = "", detail: dict[str, Any] | None = None
+) -> Campaign:
+    """Stop sending after the batch in flight. ``detail`` goes into the audit row (e.g. the
+    counts a guardrail saw)."""
     campaign = _locked(campaign_id)
     if campaign.status != Campaign.Status.SENDING:
         raise CampaignStateError("Only a sending campaign can be paused.")
     campaign.status, campaign.paused_reason = Campaign.Status.PAUSED, reason[:300]
     campaign.save(update_fields=["status", "paused_reason", "updated_at"])
-    _audit(campaign, CampaignAction.Action.PAUSE, actor, reason=reason)
+    _audit(campaign, CampaignAction.Action.PAUSE, actor, **(detail or {}), reason=reason)
     return campaign
 
 
@@ -210,9 +218,19 @@ def campaign_record_test(*, campaign_id: int, actor: Actor, to: str) -> None:
 
 
 @transaction.atomic
-def campaign_count(*, campaign_id: int, sent: int = 0, failed: int = 0, skipped: int = 0) -> None:
+def campaign_count(
+    *,
+    campaign_id: int,
+    sent: int = 0,
+    failed: int = 0,
+    skipped: int = 0,
+    bounced: int = 0,
+    complained: int = 0,
+) -> None:
     Campaign.objects.filter(pk=campaign_id).update(
         sent_count=F("sent_count") + sent,
         failed_count=F("failed_count") + failed,
         skipped_count=F("skipped_count") + skipped,
+        bounced_count=F("bounced_count") + bounced,
+        complained_count=F("complained_count") + complained,
     )

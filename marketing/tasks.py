@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import smtplib
+
+from anymail.exceptions import AnymailAPIError
 from celery import shared_task
+from django.db import OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
-from marketing import dispatch, services
+from marketing import dispatch, guardrails, provider_events, services
 from marketing.models import Campaign, Delivery
 
 
@@ -39,3 +43,34 @@ def keep_campaigns_moving() -> int:
     for campaign_id in campaign_ids:
         run_campaign.delay(campaign_id)
     return len(campaign_ids)
+
+
+# OperationalError: a lock timeout or deadlock with another event for the same subscriber.
+@shared_task(
+    name="marketing.process_delivery_event",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def process_delivery_event(event_id: int) -> str:
+    return provider_events.delivery_event_process(event_id=event_id)
+
+
+@shared_task(name="marketing.process_pending_delivery_events")
+def process_pending_delivery_events() -> int:
+    """Queue the events whose processing task was lost (e.g. the broker was down)."""
+    event_ids = provider_events.delivery_events_pending()
+    for event_id in event_ids:
+        process_delivery_event.delay(event_id)
+    return len(event_ids)
+
+
+@shared_task(
+    name="marketing.notify_campaign_paused",
+    autoretry_for=(smtplib.SMTPException, OSError, AnymailAPIError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def notify_campaign_paused(campaign_id: int) -> int:
+    return guardrails.send_pause_notice(campaign_id=campaign_id)

@@ -19,7 +19,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from subscribers import selectors, services
+from subscribers import selectors, services, suppression_admin  # noqa: F401 (registers it)
+from subscribers.data_rights_admin import DataRightsAdminMixin
 from subscribers.models import (
     ConsentEvent,
     ConsentEvidence,
@@ -155,7 +156,7 @@ def _evidence_summary(event: ConsentEvent) -> str:
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class SubscriberAdmin(DataRightsAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("email", "name", "created_at", "active_consents")
     search_fields = ("email",)
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow

@@ -1,4 +1,4 @@
-"""Transactional emails of the subscribers app (double opt-in and its replies).
+"""Transactional emails of the subscribers app (double opt-in and its replies, address changes).
 
 Each function reads what it needs, sends outside any transaction, then records the send.
 Templates live at ``templates/subscribers/email/<name>_{subject.txt,body.txt,body.html}``.
@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from subscribers import selectors, services, tokens
-from subscribers.models import ConfirmationRequest, ConsentEvent, Subscriber
+from subscribers.models import ConfirmationRequest, ConsentEvent, EmailChangeRequest, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ def site_link(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
+def preferences_link(subscriber: Subscriber) -> str:
+    return site_link(reverse("subscribers:preferences", args=[selectors.preferences_token(subscriber)]))
+
+
 def send_confirmation(*, request_id: str) -> bool:
     request = ConfirmationRequest.objects.select_related("subscriber").filter(pk=request_id).first()
     if request is None or not request.is_open or request.email_sent_at or not request.subscriber.email:
@@ -63,6 +67,7 @@ def send_confirmation(*, request_id: str) -> bool:
             "items": list(items),
             "confirm_url": site_link(reverse("subscribers:confirm", args=[token])),
             "expires_at": request.expires_at,
+            "preferences_url": preferences_link(request.subscriber),
         },
     )
     message.send()
@@ -83,3 +88,80 @@ def send_already_subscribed(*, subscriber_id: int) -> bool:
     message.send()
     logger.info("already-subscribed notice sent to subscriber %s", subscriber.pk)
     return True
+
+
+def send_manage_link(*, subscriber_id: int) -> bool:
+    """A fresh preferences link, asked for on the manage page or from a stale link.
+
+    The token is made now, at sending, so the link counts as fresh (``FRESH_LINK_HOURS``)
+    from the moment it leaves. Nothing goes to an erased subscriber.
+    """
+    subscriber = Subscriber.objects.filter(pk=subscriber_id, email__isnull=False).first()
+    if subscriber is None or not subscriber.email:
+        return False
+    message = build_email(
+        "manage_link",
+        to=subscriber.email,
+        context={
+            "name": subscriber.name,
+            "preferences_url": preferences_link(subscriber),
+            "fresh_hours": settings.FRESH_LINK_HOURS,
+        },
+    )
+    message.send()
+    logger.info("manage link sent to subscriber %s", subscriber.pk)
+    return True
+
+
+def send_email_change_confirmation(*, change_id: str) -> bool:
+    """To the new address: a link to confirm that it is theirs."""
+    change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
+    if change is None or not change.is_open or not change.subscriber.email:
+        return False
+    token = tokens.email_change_token(change.pk)
+    message = build_email(
+        "email_change_confirm",
+        to=change.new_email,
+        context={
+            "name": change.subscriber.name,
+            "confirm_url": site_link(reverse("subscribers:email_change_confirm", args=[token])),
+            "expires_at": change.expires_at,
+        },
+    )
+    message.send()
+    logger.info("address-change confirmation sent for subscriber %s", change.subscriber_id)
+    return True
+
+
+def send_email_change_notice(*, change_id: str) -> bool:
+    """To the old address: someone asked to move this subscription elsewhere."""
+    change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
+    if change is None or change.cancelled_at is not None:
+        return False
+    to = change.subscriber.email if change.confirmed_at is None else _address_before(change)
+    if not to:
+        return False
+    contact = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
+    message = build_email(
+        "email_change_notice", to=to, context={"name": change.subscriber.name, "contact_email": contact}
+    )
+    message.send()
+    logger.info("address-change notice sent for subscriber %s", change.subscriber_id)
+    return True
+
+
+def _address_before(change: EmailChangeRequest) -> str | None:
+    """The address a confirmed change moved away from: the notice still goes there, even
+    when the new address was confirmed before the notice went out (a retried send)."""
+    moved = (
+        ConsentEvent.objects.filter(
+            subscriber_id=change.subscriber_id,
+            kind=ConsentEvent.Kind.EMAIL_CHANGED,
+            occurred_at__gte=change.created_at,
+        )
+        .select_related("evidence")
+        .order_by("seq")
+        .first()
+    )
+    evidence = getattr(moved, "evidence", None) if moved else None
+    return evidence.submitted.get("old_email") if evidence else None

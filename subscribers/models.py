@@ -164,8 +164,9 @@ class Subscriber(models.Model):
 class Suppression(models.Model):
     """An address that must never be mailed again, kept only as a keyed hash.
 
-    Written by bounces, complaints, provider unsubscribes and erasures (later issues);
-    the sending selector leaves out every subscriber whose ``email_hash`` is here.
+    Written by bounces, complaints, provider unsubscribes and erasures
+    (``services.address_suppress``); the sending selector leaves out every subscriber whose
+    ``email_hash`` has a suppression in force here.
     """
 
     class Reason(models.TextChoices):
@@ -176,13 +177,36 @@ class Suppression(models.Model):
         ERASURE = "erasure", _("Erased on request")
         MANUAL = "manual", _("Added by staff")
 
-    email_hash = models.CharField(max_length=64, unique=True)
+    email_hash = models.CharField(max_length=64, db_index=True)
     reason = models.CharField(max_length=30, choices=Reason.choices)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A lifted suppression no longer holds mail back; the row stays as the record of who
+    # lifted it, when and why (``services.suppression_lift``).
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    lifted_by_label = models.CharField(max_length=150, blank=True)
+    lift_note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # One suppression in force per address; lifted ones are history.
+            models.UniqueConstraint(
+                fields=["email_hash"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="suppression_one_in_force",
+            )
+        ]
+        permissions = [("lift_suppression", "Can lift a suppression")]
 
     def __str__(self) -> str:
         return f"suppressed ({self.get_reason_display()})"
+
+    @property
+    def in_force(self) -> bool:
+        return self.lifted_at is None
 
 
 class ConfirmationRequest(models.Model):
@@ -271,6 +295,7 @@ class ConsentEvent(models.Model):
         EMAIL_CHANGE_REQUESTED = "email_change_requested", _("Address change requested")
         EMAIL_CHANGED = "email_changed", _("Address changed")
         SUPPRESSED = "suppressed", _("Suppressed")
+        SUPPRESSION_LIFTED = "suppression_lifted", _("Suppression lifted")
         ERASED = "erased", _("Personal data erased")
 
     class Source(models.TextChoices):

@@ -16,6 +16,7 @@ from subscribers.models import (
     ConsentEvent,
     ConsentState,
     ConsentText,
+    EmailChangeRequest,
     Frequency,
     Purpose,
     Subscriber,
@@ -60,10 +61,80 @@ def preferences_token(subscriber: Subscriber) -> str:
     return links.make("preferences", subscriber.pk, generation=subscriber.link_generation)
 
 
+def subscriber_for_address(email: str) -> Subscriber | None:
+    """The subscriber holding this address (any case), or None: erased ones hold none."""
+    return Subscriber.objects.filter(email__iexact=email.strip()).first()
+
+
 def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(
         subscriber=subscriber, status=ConsentState.Status.ACTIVE
     ).select_related("purpose", "consent_text")
+
+
+@dataclass(frozen=True)
+class ChannelPreference:
+    """One switch of the preference centre: a purpose on one channel."""
+
+    channel: Channel
+    state: ConsentState | None
+    offered: bool  # may be switched on (the purpose is offered with a current text)
+
+    @property
+    def is_on(self) -> bool:
+        return self.state is not None and self.state.status == ConsentState.Status.ACTIVE
+
+
+@dataclass(frozen=True)
+class PurposePreferences:
+    """A purpose as the preference centre shows it: its wording and a switch per channel."""
+
+    purpose: Purpose
+    text: ConsentText  # the current wording, or the last one agreed to if no longer offered
+    channels: list[ChannelPreference]
+
+    @property
+    def email(self) -> ConsentState | None:
+        """The active email consent, which is what a frequency choice applies to."""
+        return next((c.state for c in self.channels if c.channel == Channel.EMAIL and c.is_on), None)
+
+
+def preference_centre(*, subscriber: Subscriber) -> list[PurposePreferences]:
+    """Every purpose this subscriber has (active or awaiting confirmation) or could have."""
+    offers = {o.purpose.pk: o for o in signup_offers(language=subscriber.language)}
+    held: dict[int, dict[str, ConsentState]] = {}
+    purposes = {pk: o.purpose for pk, o in offers.items()}
+    open_statuses = (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
+    for state in ConsentState.objects.filter(subscriber=subscriber).select_related("purpose", "consent_text"):
+        held.setdefault(state.purpose_id, {})[state.channel] = state
+        if state.status in open_statuses:
+            purposes.setdefault(state.purpose_id, state.purpose)
+    rows = []
+    for purpose in sorted(purposes.values(), key=lambda p: (p.position, p.pk)):
+        states = held.get(purpose.pk, {})
+        offer = offers.get(purpose.pk)
+        text = offer.text if offer else max((s.consent_text for s in states.values()), key=lambda t: t.pk)
+        channels = [
+            ChannelPreference(
+                channel=channel,
+                state=states.get(channel),
+                offered=offer is not None and channel in purpose.channels,
+            )
+            for channel in Channel
+            if channel in purpose.channels or channel in states
+        ]
+        rows.append(PurposePreferences(purpose=purpose, text=text, channels=channels))
+    return rows
+
+
+def open_email_change(*, subscriber: Subscriber) -> EmailChangeRequest | None:
+    """The address change still waiting for its new address to confirm, if any."""
+    return EmailChangeRequest.objects.filter(
+        subscriber=subscriber,
+        confirmed_at__isnull=True,
+        cancelled_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).first()
 
 
 # How long "at most weekly" and "at most monthly" hold mail back after the last one sent.
@@ -76,7 +147,9 @@ def _reachable() -> Q:
 
 
 def _not_suppressed() -> Q:
-    return ~Q(Exists(Suppression.objects.filter(email_hash=OuterRef("subscriber__email_hash"))))
+    hash_ = OuterRef("subscriber__email_hash")
+    in_force = Suppression.objects.filter(email_hash=hash_, lifted_at__isnull=True)  # lifted ones are history
+    return ~Q(Exists(in_force))
 
 
 def _not_paused(now: datetime) -> Q:

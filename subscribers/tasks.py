@@ -35,6 +35,39 @@ def send_already_subscribed_email(subscriber_id: int) -> None:
     emails.send_already_subscribed(subscriber_id=subscriber_id)
 
 
+@shared_task(
+    name="subscribers.send_email_change_confirmation",
+    autoretry_for=SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_email_change_confirmation(change_id: str) -> None:
+    emails.send_email_change_confirmation(change_id=change_id)
+
+
+@shared_task(
+    name="subscribers.send_email_change_notice",
+    autoretry_for=SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_email_change_notice(change_id: str) -> None:
+    emails.send_email_change_notice(change_id=change_id)
+
+
+@shared_task(
+    name="subscribers.send_manage_link_email",
+    autoretry_for=SEND_ERRORS,
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_manage_link_email(subscriber_id: int) -> None:
+    emails.send_manage_link(subscriber_id=subscriber_id)
+
+
 @shared_task(name="subscribers.expire_confirmations")
 def expire_confirmations() -> int:
     return services.confirmations_expire()

@@ -152,6 +152,9 @@ def seeded(db: None) -> None:
 
     importlib.import_module("subscribers.migrations.0003_purposes_and_groups").forward(apps, None)
     importlib.import_module("marketing.migrations.0002_marketers_permissions").forward(apps, None)
+    importlib.import_module("marketing.migrations.0004_delivery_events").forward(apps, None)
+    importlib.import_module("subscribers.migrations.0006_suppression_lift").forward(apps, None)
+    importlib.import_module("subscribers.migrations.0007_erasure_permission").forward(apps, None)
 
 
 @pytest.fixture

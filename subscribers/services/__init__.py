@@ -14,6 +14,16 @@ from subscribers.services.consent import (
     subscriber_pause,
     subscriber_resume,
 )
+from subscribers.services.data_rights import ErasureError, subscriber_erase
+from subscribers.services.preferences import (
+    PreferenceError,
+    consent_opt_in,
+    email_change_confirm,
+    email_change_request,
+    has_postal_address,
+    subscriber_profile_update,
+    unsubscribe_undo,
+)
 from subscribers.services.signup import (
     ConfirmationError,
     ConsentChoice,
@@ -25,22 +35,35 @@ from subscribers.services.signup import (
     subscriber_sign_up,
     subscription_confirm,
 )
+from subscribers.services.suppression import SuppressionError, address_suppress, suppression_lift
 
 __all__ = [
     "PAUSE_MONTHS",
     "ConfirmationError",
     "ConsentChoice",
+    "ErasureError",
+    "PreferenceError",
     "SignupOutcome",
+    "SuppressionError",
     "address_hash",
+    "address_suppress",
     "confirmation_mark_sent",
     "confirmations_expire",
     "consent_frequency_set",
+    "consent_opt_in",
     "consent_text_publish",
     "consent_withdraw",
     "consents_mark_sent",
     "consents_withdraw_all",
+    "email_change_confirm",
+    "email_change_request",
+    "has_postal_address",
+    "subscriber_erase",
     "subscriber_pause",
+    "subscriber_profile_update",
     "subscriber_resume",
     "subscriber_sign_up",
     "subscription_confirm",
+    "suppression_lift",
+    "unsubscribe_undo",
 ]

@@ -6,6 +6,7 @@ queued with ``transaction.on_commit`` so a rolled-back signup never mails anyone
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -28,6 +29,7 @@ from subscribers.models import (
     ConsentText,
     Purpose,
     Subscriber,
+    Suppression,
 )
 
 logger = logging.getLogger(__name__)
@@ -198,10 +200,31 @@ def subscription_confirm(*, request_id: Any, evidence: Evidence) -> Confirmation
         state.confirmed_at = now
         state.last_event = event
         state.save(update_fields=["status", "consent_text", "confirmed_at", "last_event"])
+    _end_erasure_suppression(subscriber, evidence, now)
     _apply_profile(subscriber, request.profile)
     request.confirmed_at = now
     request.save(update_fields=["confirmed_at"])
     return request
+
+
+def _end_erasure_suppression(subscriber: Subscriber, evidence: Evidence, now: datetime) -> None:
+    """An erased address signed up anew, and double opt-in proved it is its owner's: the
+    suppression left by the erasure has done its job. A bounce or complaint one stays."""
+    erasure = Suppression.objects.filter(email_hash=subscriber.email_hash, reason=Suppression.Reason.ERASURE)
+    if not subscriber.email_hash or not erasure.exists():
+        return
+    erasure.delete()
+    ledger.append(
+        subscriber,
+        purpose=None,
+        channel="",
+        kind=ConsentEvent.Kind.SUPPRESSION_LIFTED,
+        consent_text=None,
+        evidence=dataclasses.replace(
+            evidence, submitted={**evidence.submitted, "suppression": str(Suppression.Reason.ERASURE)}
+        ),
+        occurred_at=now,
+    )
 
 
 def _apply_profile(subscriber: Subscriber, profile: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ from django.shortcuts import render
 
 from subscribers.http import client_ip, user_agent
 from subscribers.ledger import Evidence
+from subscribers.manage_forms import ManageLinkForm
 from subscribers.models import ConsentEvent
 
 
@@ -28,6 +29,6 @@ def bad_link(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "subscribers/link_problem.html",
-        {"reason": "manage_link_invalid", "contact_email": contact},
+        {"reason": "manage_link_invalid", "contact_email": contact, "manage_form": ManageLinkForm()},
         status=400,
     )

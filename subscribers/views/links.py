@@ -1,4 +1,7 @@
-"""Pages behind the signed links in campaign emails: unsubscribe and the preference centre."""
+"""The page behind the unsubscribe link in campaign emails: one-click, one button, and undo.
+
+The preference centre is in ``views/preferences.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from subscribers import links, selectors, services
 from subscribers.models import Channel, ConsentEvent, ConsentState, Purpose
 from subscribers.views.common import bad_link, evidence_from
 
 UNSUBSCRIBE_REASON_MAX = 500
+MAX_UNDO_IDS = 20
 _WITHDRAWABLE = (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
 
 
@@ -42,6 +46,27 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         )
         message = gettext("You are unsubscribed: you won't get %(purpose)s emails any more.")
         return HttpResponse(message % {"purpose": purpose.name}, content_type="text/plain; charset=utf-8")
+    preferences_url = reverse("subscribers:preferences", args=[selectors.preferences_token(subscriber)])
+    if request.method == "POST" and request.POST.get("undo") == "1":
+        # The unsubscribed page's undo button: the token in the URL is the credential, as above.
+        ids = [
+            int(v)
+            for v in request.POST.getlist("withdrawal")[:MAX_UNDO_IDS]
+            if v.isascii() and v.isdigit() and len(v) < 19  # fits a 64-bit id
+        ]
+        restored = services.unsubscribe_undo(
+            subscriber=subscriber,
+            withdrawal_ids=ids,
+            evidence=evidence_from(
+                request, ConsentEvent.Source.UNSUBSCRIBE_LINK, {"undo": True, "withdrawals": ids}
+            ),
+        )
+        return render(
+            request,
+            "subscribers/resubscribed.html",
+            {"restored": restored, "preferences_url": preferences_url},
+            status=200 if restored else 400,
+        )
     if request.method == "POST" and request.POST.get("confirm") == "1":
         reason = request.POST.get("reason", "").strip()[:UNSUBSCRIBE_REASON_MAX]
         everything = bool(request.POST.get("everything"))
@@ -59,7 +84,13 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request,
             "subscribers/unsubscribed.html",
-            {"purpose": purpose, "withdrawn": withdrawn, "everything": everything},
+            {
+                "purpose": purpose,
+                "withdrawn": withdrawn,
+                "everything": everything,
+                "token": token,
+                "preferences_url": preferences_url,
+            },
         )
     states = list(ConsentState.objects.filter(subscriber=subscriber, status__in=_WITHDRAWABLE))
     return render(
@@ -71,30 +102,6 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             "subscribed": any(s.purpose_id == purpose.pk and s.channel == Channel.EMAIL for s in states),
             "has_others": any(s.purpose_id != purpose.pk or s.channel != Channel.EMAIL for s in states),
             "reason_max": UNSUBSCRIBE_REASON_MAX,
-            "preferences_url": reverse(
-                "subscribers:preferences", args=[selectors.preferences_token(subscriber)]
-            ),
+            "preferences_url": preferences_url,
         },
     )
-
-
-@never_cache
-@require_GET
-def preferences(request: HttpRequest, token: str) -> HttpResponse:
-    """What this subscriber receives now, read-only, with a way to stop each (issue 4 builds the rest)."""
-    claims = links.read("preferences", token)
-    subscriber = selectors.linked_subscriber(claims)
-    if subscriber is None:
-        return bad_link(request)
-    consents = [
-        {
-            "state": state,
-            "unsubscribe_url": reverse(
-                "subscribers:unsubscribe", args=[links.make("unsubscribe", subscriber.pk, state.purpose_id)]
-            )
-            if state.channel == Channel.EMAIL and state.status in _WITHDRAWABLE
-            else "",
-        }
-        for state in ConsentState.objects.filter(subscriber=subscriber).select_related("purpose")
-    ]
-    return render(request, "subscribers/preferences.html", {"subscriber": subscriber, "consents": consents})

@@ -45,3 +45,35 @@ def audience(consent_texts) -> Audience:
     Suppression.objects.create(email_hash=suppressed.email_hash, reason=Suppression.Reason.HARD_BOUNCE)
     other = sign_up("promos-only@example.org", consent_texts["promotions"])
     return Audience(eligible, pending, withdrawn, suppressed, other)
+
+
+# --- Provider webhooks ------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhooks(settings):
+    """The webhooks' shared secret and Mailgun's signing key, as production sets them."""
+    from tests.marketing.provider_payloads import MAILGUN_SIGNING_KEY, SECRET
+
+    settings.ANYMAIL = {
+        **settings.ANYMAIL,
+        "WEBHOOK_SECRET": SECRET,
+        "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_SIGNING_KEY,
+    }
+
+
+@pytest.fixture
+def sent_campaign(consent_texts, audience, settings, mailoutbox):
+    """The newsletter, sent to the audience's five eligible readers (one message each)."""
+    from marketing import services as campaign_services
+    from tests.marketing.backends import ScriptedBackend
+
+    settings.EMAIL_BACKEND = "tests.marketing.backends.ScriptedBackend"
+    ScriptedBackend.failures, ScriptedBackend.refused = [], set()
+    campaign = campaign_services.campaign_create(
+        actor=None, name="News", purpose=consent_texts["newsletter"].purpose, subject="News", body="Hi"
+    )
+    campaign_services.campaign_send(campaign_id=campaign.pk, actor=None)  # runs eagerly
+    mailoutbox.clear()
+    campaign.refresh_from_db()
+    return campaign

@@ -286,28 +286,6 @@ def test_a_link_two_months_old_still_unsubscribes(client, confirmed_subscriber, 
     assert status(confirmed_subscriber, "newsletter") == ConsentState.Status.WITHDRAWN
 
 
-# --- Preferences (read-only for now) ----------------------------------------------------
-
-
-def test_preferences_lists_consents_with_a_way_to_stop(client, ada):
-    url = reverse("subscribers:preferences", args=[links.make("preferences", ada.pk)])
-    response = client.get(url)
-    assert response.status_code == 200
-    html = response.content.decode()
-    for name in ("Newsletter", "Promotions"):
-        assert name in html
-    promotions = Purpose.objects.get(slug="promotions")
-    stop = reverse("subscribers:unsubscribe", args=[links.make("unsubscribe", ada.pk, promotions.pk)])
-    assert stop.rsplit(":", 2)[0] in html  # the same subscriber and purpose, freshly signed
-    assert client.post(url).status_code in (403, 405)  # CSRF first, then GET only
-    assert not withdrawals(ada)
-
-
-def test_preferences_refuses_other_scopes_and_bad_tokens(client, confirmed_subscriber, newsletter):
-    for token in (links.make("unsubscribe", confirmed_subscriber.pk, newsletter.pk), "nonsense"):
-        assert_bad_link_page(client.get(reverse("subscribers:preferences", args=[token])))
-
-
 # --- The tokens themselves ---------------------------------------------------------------
 
 

@@ -1,0 +1,46 @@
+"""Marketing's part of a subscriber's data rights, registered with ``subscribers.exports``
+by ``MarketingConfig.ready()`` (the subscribers app cannot import this one).
+
+``deliveries`` is the export section: every campaign message we sent or tried to send the
+subscriber. ``deliveries_erase`` is the erasure hook: it runs inside
+``subscribers.services.subscriber_erase``'s transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from marketing.models import Delivery, DeliveryEvent
+from subscribers.models import Subscriber
+
+
+def deliveries(subscriber: Subscriber) -> list[dict[str, Any]]:
+    rows = Delivery.objects.filter(subscriber=subscriber).select_related("campaign__purpose").order_by("pk")
+    return [
+        {
+            "campaign": d.campaign.name,
+            "subject": d.campaign.subject,
+            "purpose": d.campaign.purpose.slug,
+            "status": d.status,
+            "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            "provider_message_id": d.provider_message_id,
+        }
+        for d in rows
+    ]
+
+
+def deliveries_erase(subscriber: Subscriber) -> None:
+    """Blank what a delivery may hold of the person's address.
+
+    SMTP refusals and provider bounce texts often quote the address ("550 <ada@…> no such
+    user"), and a provider event keeps the address's keyed hash, which after an erasure
+    only the suppression list may hold. Statuses, times and message ids stay for the
+    campaign's reports.
+    """
+    Delivery.objects.filter(subscriber=subscriber).exclude(error="").update(error="")
+    mine = Q(delivery__subscriber=subscriber)
+    if subscriber.email_hash:
+        mine |= Q(delivery__isnull=True, recipient_hash=subscriber.email_hash)  # never matched to a delivery
+    DeliveryEvent.objects.filter(mine).update(recipient_hash="", description="", mta_response="")
