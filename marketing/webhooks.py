@@ -21,12 +21,14 @@ Accepted events go to anymail's ``tracking`` signal as usual (``marketing.receiv
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from anymail import urls as anymail_urls
-from anymail.exceptions import AnymailAPIError, AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailAPIError, AnymailConfigurationError, AnymailWebhookValidationFailure
 from anymail.utils import get_request_basic_auth
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
@@ -103,9 +105,25 @@ def _refusing(view_class: type) -> type:
     return type(f"Refusing{view_class.__name__}", (RefusingWebhookMixin, view_class), {})
 
 
+def _configured_or_503(view_class: type) -> Callable[..., HttpResponse]:
+    """anymail reads a provider's signing key when the view is built, per request: a missing
+    key must be a clear 503 to whoever calls, not a 500 with a traceback."""
+    view = _refusing(view_class).as_view()
+
+    @functools.wraps(view)  # keeps csrf_exempt: providers send no CSRF token
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except AnymailConfigurationError as exc:
+            logger.error("provider webhook not configured: %s", exc)
+            return _plain(503, "This webhook is not set up yet: its provider's signing key is missing.")
+
+    return guarded
+
+
 app_name = "anymail"
 urlpatterns = [
-    path(str(p.pattern), _refusing(p.callback.view_class).as_view(), name=p.name)  # type: ignore[attr-defined]
+    path(str(p.pattern), _configured_or_503(p.callback.view_class), name=p.name)  # type: ignore[attr-defined]
     for p in anymail_urls.urlpatterns
     if isinstance(p, URLPattern) and _is_tracking(p)
 ]

@@ -161,6 +161,15 @@ def test_only_post_is_accepted(client):
     assert client.get("/anymail/postmark/tracking/", **p.auth()).status_code == 405
 
 
+def test_a_provider_without_its_signing_key_answers_503_not_500(client, delivery, settings):
+    settings.ANYMAIL = {k: v for k, v in settings.ANYMAIL.items() if k != "MAILGUN_WEBHOOK_SIGNING_KEY"}
+    for method in (client.get, client.post):
+        response = method("/anymail/mailgun/tracking/", **p.auth())
+        assert response.status_code == 503
+        assert b"signing key is missing" in response.content
+    assert not DeliveryEvent.objects.exists()
+
+
 def test_what_is_kept_of_the_recipient_is_a_hash_and_the_domain(client, delivery):
     email = delivery.subscriber.email
     payload = p.mailgun_hard_bounce(recipient=email, message_id=delivery.provider_message_id)
