@@ -108,7 +108,7 @@ def _refusing(view_class: type) -> type:
 def _configured_or_503(view_class: type) -> Callable[..., HttpResponse]:
     """anymail reads a provider's signing key when the view is built, per request: a missing
     key must be a clear 503 to whoever calls, not a 500 with a traceback."""
-    view = _refusing(view_class).as_view()
+    view = _refusing(view_class).as_view()  # type: ignore[attr-defined]
 
     @functools.wraps(view)  # keeps csrf_exempt: providers send no CSRF token
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
