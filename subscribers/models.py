@@ -124,7 +124,7 @@ class Subscriber(models.Model):
     # NULL once erased: many erased rows may coexist under the unique constraint, "" could not.
     email = models.CharField(max_length=254, null=True, blank=True)  # noqa: DJ001
     # Keyed hash of the lower-cased address: matches suppressions without keeping the address.
-    email_hash = models.CharField(max_length=64, db_index=True, editable=False, default="")
+    email_hash = models.CharField(max_length=64, editable=False, default="")
     name = models.CharField(max_length=150, blank=True)
     language = models.CharField(max_length=10, default="en")
     address_line1 = models.CharField(max_length=200, blank=True)
@@ -146,6 +146,11 @@ class Subscriber(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique")]
+        # A plain index: db_index on a CharField adds a LIKE twin on PostgreSQL that no query
+        # uses and every insert pays for. Foreign keys below skip their own index where a
+        # unique constraint or another index already starts with that column, or where the
+        # row pointed at can never be deleted.
+        indexes = [models.Index(fields=["email_hash"], name="subscriber_email_hash_idx")]
 
     def __str__(self) -> str:
         return self.email or f"erased subscriber #{self.pk}"
@@ -315,14 +320,16 @@ class ConsentEvent(models.Model):
         PROVIDER = "provider", _("Email provider")
         SYSTEM = "system", _("System")
 
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consent_events")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.PROTECT, related_name="consent_events", db_index=False
+    )
     seq = models.PositiveIntegerField()
     # Empty for events about the subscriber as a whole (profile, pause, erasure).
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+", null=True, blank=True)
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     kind = models.CharField(max_length=30, choices=Kind.choices)
     consent_text = models.ForeignKey(
-        ConsentText, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+        ConsentText, on_delete=models.PROTECT, related_name="+", null=True, blank=True, db_index=False
     )
     request = models.ForeignKey(
         ConfirmationRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
@@ -335,7 +342,7 @@ class ConsentEvent(models.Model):
     actor_label = models.CharField(max_length=150, blank=True)
     evidence_digest = models.CharField(max_length=64)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -344,6 +351,7 @@ class ConsentEvent(models.Model):
         constraints = [
             # Two writers racing on one chain cannot both append the same position.
             models.UniqueConstraint(fields=["subscriber", "seq"], name="consent_event_chain_position"),
+            models.UniqueConstraint(fields=["hash"], name="consent_event_hash_unique"),
         ]
         indexes = [models.Index(fields=["occurred_at"], name="consent_event_time_idx")]
         permissions = [
@@ -403,15 +411,17 @@ class ConsentState(models.Model):
         WITHDRAWN = "withdrawn", _("Withdrawn")
         EXPIRED = "expired", _("Request expired")
 
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consents")
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.PROTECT, related_name="consents", db_index=False
+    )
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents", db_index=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
     status = models.CharField(max_length=20, choices=Status.choices)
-    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="+")
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, related_name="+", db_index=False)
     requested_at = models.DateTimeField()
     confirmed_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
-    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+", db_index=False)
     # The subscriber's choice of how often (a FREQUENCY_CHANGED event records each change),
     # and when we last sent for this purpose on this channel, which enforces it.
     frequency = models.CharField(
