@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from subscribers import selectors
 from subscribers.models import ConsentEvent, ConsentState, ConsentText, Subscriber
 
 Section = Callable[[Subscriber], Any]
@@ -111,7 +112,6 @@ def _events(subscriber: Subscriber) -> list[dict[str, Any]]:
     )
     rows = []
     for event in events:
-        evidence = getattr(event, "evidence", None)
         rows.append(
             {
                 "position": event.seq,
@@ -123,10 +123,7 @@ def _events(subscriber: Subscriber) -> list[dict[str, Any]]:
                 # Who acted, by kind only: a staff member's user name is theirs, not the subscriber's.
                 "actor": event.actor,
                 "consent_text": _text(event.consent_text) if event.consent_text else None,
-                "ip_address": evidence.ip_address if evidence else None,
-                "user_agent": evidence.user_agent if evidence else "",
-                "page_url": evidence.page_url if evidence else "",
-                "submitted": evidence.submitted if evidence else {},
+                **selectors.event_evidence(event),
             }
         )
     return rows

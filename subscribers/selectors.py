@@ -224,6 +224,17 @@ def has_active_consent(
     ).exists()
 
 
+def event_evidence(event: ConsentEvent) -> dict[str, Any]:
+    """What a ledger event's evidence says, as proofs and data exports show it."""
+    evidence = getattr(event, "evidence", None)
+    return {
+        "ip_address": evidence.ip_address if evidence else None,
+        "user_agent": evidence.user_agent if evidence else "",
+        "page_url": evidence.page_url if evidence else "",
+        "submitted": evidence.submitted if evidence else {},
+    }
+
+
 def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
     """Everything a regulator asks for under GDPR Art. 7(1), per purpose and channel.
 
@@ -256,10 +267,7 @@ def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
                 "actor": event.actor,
                 "actor_label": event.actor_label,
                 "confirmation_request": str(event.request_id) if event.request_id else None,
-                "ip_address": evidence.ip_address if evidence else None,
-                "user_agent": evidence.user_agent if evidence else "",
-                "page_url": evidence.page_url if evidence else "",
-                "submitted": evidence.submitted if evidence else {},
+                **event_evidence(event),
                 "evidence_erased_at": evidence.erased_at.isoformat()
                 if evidence and evidence.erased_at
                 else None,
