@@ -66,6 +66,13 @@ def subscriber_for_address(email: str) -> Subscriber | None:
     return Subscriber.objects.filter(email__iexact=email.strip()).first()
 
 
+def subscriber_for_address_hash(address_key: str) -> Subscriber | None:
+    """The subscriber holding the address with this keyed hash (``services.address_hash``)."""
+    if not address_key:
+        return None
+    return Subscriber.objects.filter(email_hash=address_key, email__isnull=False).first()
+
+
 def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     return ConsentState.objects.filter(
         subscriber=subscriber, status=ConsentState.Status.ACTIVE

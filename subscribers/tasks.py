@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from smtplib import SMTPException
 from typing import Any
 
 from anymail.exceptions import AnymailAPIError
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 
-from subscribers import emails, services
+from subscribers import emails, selectors, services
+from subscribers.models import Subscriber
+
+logger = logging.getLogger(__name__)
 
 # Mail servers and providers fail transiently; a confirmation delayed is better than lost.
 SEND_ERRORS = (SMTPException, OSError, AnymailAPIError)
@@ -44,6 +50,27 @@ def send_email_change_notice(change_id: str) -> None:
 @shared_task(name="subscribers.send_manage_link_email", **EMAIL_RETRY)
 def send_manage_link_email(subscriber_id: int) -> None:
     emails.send_manage_link(subscriber_id=subscriber_id)
+
+
+@shared_task(name="subscribers.send_manage_link_for_address")
+def send_manage_link_for_address(address_key: str) -> bool:
+    """The "manage my subscription" form's request: the address arrives as its keyed hash."""
+    subscriber = selectors.subscriber_for_address_hash(address_key)
+    return subscriber is not None and queue_manage_link(subscriber)
+
+
+def queue_manage_link(subscriber: Subscriber) -> bool:
+    """Queue the fresh-link email, unless this address was sent one in the last few minutes.
+
+    The cache key is the address's keyed hash: the cache never holds the address itself.
+    The email is its own task, so a retried send never meets the interval it claimed.
+    """
+    key = f"subscribers.manage_link:{subscriber.email_hash or subscriber.pk}"
+    if not cache.add(key, 1, timeout=settings.MANAGE_LINK_INTERVAL_MINUTES * 60):
+        logger.info("manage link for subscriber %s held back: one was sent recently", subscriber.pk)
+        return False
+    send_manage_link_email.delay(subscriber.pk)
+    return True
 
 
 @shared_task(name="subscribers.expire_confirmations")

@@ -1,7 +1,9 @@
 """'Manage my subscription': type your address, get a fresh preferences link by email.
 
 The page answers the same whether or not we know the address, so it cannot be used to
-find out who subscribes. Each IP address may ask ``MANAGE_LINK_RATE_LIMIT`` times, and
+find out who subscribes: it does the same work for every well-formed address (it queues one
+task with the address's keyed hash; the worker looks the address up), so not even its
+timing tells. Each IP address may ask ``MANAGE_LINK_RATE_LIMIT`` times, and
 each address gets at most one email per ``MANAGE_LINK_INTERVAL_MINUTES``, whoever asks,
 so the form cannot be turned into a way of flooding someone's inbox.
 """
@@ -11,14 +13,13 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
-from subscribers import selectors, tasks
+from subscribers import services, tasks
 from subscribers.manage_forms import ManageLinkForm
 from subscribers.models import Subscriber
 
@@ -30,18 +31,8 @@ def _manage_rate(group: str, request: HttpRequest) -> str:
 
 
 def mail_manage_link(subscriber: Subscriber) -> bool:
-    """Queue the fresh-link email, unless this address was sent one in the last few minutes.
-
-    The cache key is the address's keyed hash: the cache never holds the address itself.
-    Returns whether an email was queued.
-    """
-    key = f"subscribers.manage_link:{subscriber.email_hash or subscriber.pk}"
-    if not cache.add(key, 1, timeout=settings.MANAGE_LINK_INTERVAL_MINUTES * 60):
-        logger.info("manage link for subscriber %s held back: one was sent recently", subscriber.pk)
-        return False
-    # Queued at once, not on commit: nothing was written that the task must see.
-    tasks.send_manage_link_email.delay(subscriber.pk)
-    return True
+    """Queue the fresh-link email to a subscriber we already hold (a stale link's owner)."""
+    return tasks.queue_manage_link(subscriber)
 
 
 @never_cache
@@ -57,10 +48,9 @@ def manage(request: HttpRequest) -> HttpResponse:
             logger.info("manage-link honeypot filled; nothing sent")
             return redirect("subscribers:manage_sent")
         if form.is_valid():
-            subscriber = selectors.subscriber_for_address(form.cleaned_data["email"])
-            if subscriber is not None:
-                mail_manage_link(subscriber)
-            # The same answer for a known, unknown or erased address.
+            # Queued at once, not on commit: nothing was written that the task must see.
+            tasks.send_manage_link_for_address.delay(services.address_hash(form.cleaned_data["email"]))
+            # The same answer, after the same work, for a known, unknown or erased address.
             return redirect("subscribers:manage_sent")
     return render(request, "subscribers/manage.html", {"form": form}, status=400 if form.errors else 200)
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from subscribers import selectors, services
+from subscribers import selectors, services, tasks
 from subscribers.ledger import Evidence
 from subscribers.models import ConsentEvent, Subscriber
 
@@ -83,6 +83,20 @@ def test_the_same_answer_for_known_unknown_and_erased_addresses(
     assert answers[0] == answers[1] == answers[2]
     assert b"If we have that address, we've emailed it a link" in answers[0][3]
     assert [m.to for m in mailoutbox] == [[KNOWN]]
+
+
+def test_the_page_does_the_same_work_for_known_and_unknown_addresses(
+    client, confirmed_subscriber, monkeypatch, django_assert_num_queries
+):
+    """Not even the response time may tell: no lookup in the request, one task either way,
+    and the broker gets the address's keyed hash, never the address."""
+    queued: list[tuple] = []
+    monkeypatch.setattr(tasks.send_manage_link_for_address, "delay", lambda *args: queued.append(args))
+    for n, email in enumerate([KNOWN, "nobody@example.org"]):
+        with django_assert_num_queries(0):
+            assert ask(client, email, ip=f"198.51.100.{n + 30}").status_code == 302
+    assert queued == [(services.address_hash(KNOWN),), (services.address_hash("nobody@example.org"),)]
+    assert all("@" not in args[0] for args in queued)
 
 
 def test_the_address_is_matched_whatever_its_case(client, confirmed_subscriber, mailoutbox):
