@@ -116,7 +116,7 @@ def send_manage_link(*, subscriber_id: int) -> bool:
 def send_email_change_confirmation(*, change_id: str) -> bool:
     """To the new address: a link to confirm that it is theirs."""
     change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
-    if change is None or not change.is_open or not change.subscriber.email:
+    if change is None or not change.is_open or change.confirmation_sent_at or not change.subscriber.email:
         return False
     token = tokens.email_change_token(change.pk)
     message = build_email(
@@ -129,6 +129,7 @@ def send_email_change_confirmation(*, change_id: str) -> bool:
         },
     )
     message.send()
+    services.email_change_mark_sent(change_id=change.pk, confirmation=True)
     logger.info("address-change confirmation sent for subscriber %s", change.subscriber_id)
     return True
 
@@ -136,7 +137,7 @@ def send_email_change_confirmation(*, change_id: str) -> bool:
 def send_email_change_notice(*, change_id: str) -> bool:
     """To the old address: someone asked to move this subscription elsewhere."""
     change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
-    if change is None or change.cancelled_at is not None:
+    if change is None or change.cancelled_at is not None or change.notice_sent_at is not None:
         return False
     to = change.subscriber.email if change.confirmed_at is None else _address_before(change)
     if not to:
@@ -146,6 +147,7 @@ def send_email_change_notice(*, change_id: str) -> bool:
         "email_change_notice", to=to, context={"name": change.subscriber.name, "contact_email": contact}
     )
     message.send()
+    services.email_change_mark_sent(change_id=change.pk, notice=True)
     logger.info("address-change notice sent for subscriber %s", change.subscriber_id)
     return True
 

@@ -310,6 +310,16 @@ def email_change_confirm(*, request_id: Any, evidence: Evidence) -> EmailChangeR
     return change
 
 
+def email_change_mark_sent(*, change_id: Any, confirmation: bool = False, notice: bool = False) -> None:
+    """Record that an address-change email left; its task checks this before sending."""
+    field = "confirmation_sent_at" if confirmation else "notice_sent_at"
+    if confirmation == notice:
+        raise ValueError("mark exactly one of confirmation or notice")
+    EmailChangeRequest.objects.filter(pk=change_id, **{f"{field}__isnull": True}).update(
+        **{field: timezone.now()}
+    )
+
+
 def _tasks() -> Any:
     # Imported late: the tasks module imports the services package.
     from subscribers import tasks

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from subscribers import ledger, links, selectors, services, tokens
+from subscribers import ledger, links, selectors, services, tasks, tokens
 from subscribers.ledger import Evidence
 from subscribers.models import ConsentEvent, ConsentState, EmailChangeRequest, Purpose, Subscriber
 from tests.factories import SubscriberFactory
@@ -285,3 +285,17 @@ def test_an_erased_subscriber_cannot_confirm(ada, mailoutbox):
     with pytest.raises(services.PreferenceError) as raised:
         services.email_change_confirm(request_id=change.pk, evidence=evidence)
     assert raised.value.reason == "unknown"
+
+
+def test_a_retried_email_task_never_sends_either_email_twice(ada, mailoutbox):
+    """A worker that dies after sending but before the task is acknowledged runs it again."""
+    evidence = Evidence(source=ConsentEvent.Source.PREFERENCE_CENTRE)
+    change = services.email_change_request(subscriber=ada, new_email="ada@new.example", evidence=evidence)
+    sent = sorted(m.to[0] for m in mailoutbox[1:])
+    assert sent == ["ada@example.org", "ada@new.example"]
+    change.refresh_from_db()
+    assert change.confirmation_sent_at is not None and change.notice_sent_at is not None
+    before = len(mailoutbox)
+    tasks.send_email_change_confirmation(str(change.pk))
+    tasks.send_email_change_notice(str(change.pk))
+    assert len(mailoutbox) == before
