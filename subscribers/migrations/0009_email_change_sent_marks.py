@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscribers', '0008_leaner_ledger_indexes'),
+        ("subscribers", "0008_leaner_ledger_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='emailchangerequest',
-            name='confirmation_sent_at',
+            model_name="emailchangerequest",
+            name="confirmation_sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='emailchangerequest',
-            name='notice_sent_at',
+            model_name="emailchangerequest",
+            name="notice_sent_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
