@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -180,3 +181,40 @@ def test_what_is_kept_of_the_recipient_is_a_hash_and_the_domain(client, delivery
     stored = json.dumps(list(DeliveryEvent.objects.values()), default=str)
     assert email not in stored
     assert event.mta_response.startswith("5.1.1 <[address]>: The email account")
+
+
+def test_sendgrid_signed_events_are_checked_with_the_configured_public_key(client, delivery, settings):
+    """SendGrid signs each batch with ECDSA (P-256, SHA-256) over timestamp + body."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def signed_post(body: bytes, key: ec.EllipticCurvePrivateKey) -> object:
+        timestamp = str(p.TIMESTAMP)
+        signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return client.post(
+            "/anymail/sendgrid/tracking/",
+            data=body,
+            content_type="application/json",
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE=base64.b64encode(signature).decode(),
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP=timestamp,
+            **p.auth(),
+        )
+
+    sendgrid_key = ec.generate_private_key(ec.SECP256R1())
+    public = sendgrid_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    settings.ANYMAIL = {
+        **settings.ANYMAIL,
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": base64.b64encode(public).decode(),
+    }
+    body = json.dumps(valid("sendgrid", delivery)).encode()
+
+    forged = signed_post(body, ec.generate_private_key(ec.SECP256R1()))
+    assert forged.status_code == 403
+    unsigned = p.post(client, "sendgrid", None, raw=body)
+    assert unsigned.status_code == 403
+    assert not DeliveryEvent.objects.exists()
+
+    assert signed_post(body, sendgrid_key).status_code == 200
+    assert DeliveryEvent.objects.get().delivery == delivery
