@@ -194,6 +194,23 @@ ANYMAIL = {
     },
     # "user:password" the providers send as basic auth; the webhooks refuse all until set.
     "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    # Never the provider's own open pixel or rewritten links, in any email: opens and clicks
+    # are noted by us, and only for subscribers who agreed (marketing.tracking). Set for the
+    # providers whose API takes it per message (marketing.tracking.takes_tracking_options);
+    # anymail refuses it for the others (Amazon SES, Brevo, Postal …): switch it off there.
+    **{
+        f"{esp}_SEND_DEFAULTS": {"track_opens": False, "track_clicks": False}
+        for esp in (
+            "MAILERSEND",
+            "MAILGUN",
+            "MAILJET",
+            "MANDRILL",
+            "POSTMARK",
+            "SENDGRID",
+            "SPARKPOST",
+            "UNISENDER_GO",
+        )
+    },
 }
 
 # --- The organisation (CAN-SPAM: name and postal address in every marketing email) -------

@@ -9,5 +9,7 @@ urlpatterns = [
     path("outbox/<str:name>/", outbox.message_detail, name="outbox_message"),
     # anymail's tracking webhooks (anymail.urls), refusing bad requests with a clear 4xx.
     path("anymail/", include("marketing.webhooks")),
+    # Open pixel and click redirect of tracked messages (marketing.tracking).
+    path("t/", include("marketing.urls")),
     path("", include("subscribers.urls")),
 ]

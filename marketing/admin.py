@@ -86,6 +86,11 @@ class CampaignActionInline(ReadOnlyMixin, admin.TabularInline):
     verbose_name_plural = "Audit trail"
 
 
+def mailing_purposes() -> QuerySet[Purpose]:
+    """What a campaign may be for: kinds of mail by email, never consent to tracking."""
+    return Purpose.objects.filter(offers_email=True, kind=Purpose.Kind.MAILING)
+
+
 class PreviewForm(forms.ModelForm):
     """The composing fields as typed so far, for a live preview; nothing is saved from it."""
 
@@ -97,6 +102,7 @@ class PreviewForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             field.required = False
+        self.fields["purpose"].queryset = mailing_purposes()  # type: ignore[attr-defined]
 
 
 class ActionRefused(Exception):
@@ -133,7 +139,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "purpose":
-            kwargs["queryset"] = Purpose.objects.filter(offers_email=True)
+            kwargs["queryset"] = mailing_purposes()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -121,6 +121,10 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    # This message carried an open pixel and tracked links because the subscriber agreed to
+    # it (the tracking purpose) when it was sent; opens and clicks are noted only then.
+    # db_default: the audience snapshot's INSERT … SELECT names only the columns it fills.
+    tracked = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name_plural = "deliveries"

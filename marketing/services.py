@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from marketing.models import Campaign, CampaignAction, Delivery
+from subscribers.models import Purpose
 from subscribers.selectors import sendable_consents
 
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -24,6 +25,21 @@ EDITABLE_FIELDS = frozenset(
 
 class CampaignStateError(Exception):
     """The campaign is not in a state that allows this; the message says why, for staff."""
+
+
+class CampaignPurposeError(CampaignStateError):
+    """The purpose is consent to tracking, not a mailing: nothing is ever sent for it."""
+
+
+def campaign_purpose_check(*, purpose: Purpose | int | None) -> None:
+    """Refuse (``CampaignPurposeError``) a purpose no campaign may be for: tracking."""
+    if purpose is not None and not isinstance(purpose, Purpose):
+        purpose = Purpose.objects.filter(pk=purpose).first()
+    if purpose is not None and purpose.is_tracking:
+        raise CampaignPurposeError(
+            f"“{purpose.name}” is consent to noting opens and clicks, not a mailing: no campaign "
+            "can be sent for it. Choose the kind of mail this campaign is."
+        )
 
 
 def _user(actor: Actor) -> Any:
@@ -63,6 +79,7 @@ def campaign_create(*, actor: Actor, **fields: Any) -> Campaign:
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"not campaign fields: {sorted(unknown)}")
+    campaign_purpose_check(purpose=fields.get("purpose"))
     campaign = Campaign.objects.create(created_by=_user(actor), **fields)
     _audit(campaign, CampaignAction.Action.CREATE, actor)
     return campaign
@@ -78,6 +95,8 @@ def campaign_update(*, campaign_id: int, actor: Actor, **fields: Any) -> Campaig
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"not campaign fields: {sorted(unknown)}")
+    if "purpose" in fields:
+        campaign_purpose_check(purpose=fields["purpose"])
     changed = sorted(k for k, v in fields.items() if getattr(campaign, k) != v)
     for key, value in fields.items():
         setattr(campaign, key, value)
@@ -91,6 +110,7 @@ def campaign_schedule(*, campaign_id: int, actor: Actor, at: datetime) -> Campai
     campaign = _locked(campaign_id)
     if not campaign.is_editable:
         raise CampaignStateError("Only a draft or scheduled campaign can be scheduled.")
+    campaign_purpose_check(purpose=campaign.purpose_id)
     campaign.status, campaign.scheduled_at = Campaign.Status.SCHEDULED, at
     campaign.save(update_fields=["status", "scheduled_at", "updated_at"])
     _audit(campaign, CampaignAction.Action.SCHEDULE, actor, at=at.isoformat())
@@ -107,6 +127,7 @@ def campaign_send(*, campaign_id: int, actor: Actor) -> Campaign:
     campaign = _locked(campaign_id)
     if not campaign.is_editable:
         raise CampaignStateError(f"A {campaign.get_status_display().lower()} campaign cannot be started.")
+    campaign_purpose_check(purpose=campaign.purpose_id)
     recipients = _snapshot(campaign)
     now = timezone.now()
     campaign.status, campaign.started_at = Campaign.Status.SENDING, now

@@ -78,10 +78,10 @@ class SignupForm(forms.Form):
         self.offers = offers
         for offer in offers:
             for channel in offer.purpose.channels:
+                # Tracking is about the emails, not a way of getting them: no "(by email)".
+                how = "" if offer.purpose.is_tracking else f" ({CHANNEL_LABELS[channel]})"
                 self.fields[self.consent_field(offer, channel)] = forms.BooleanField(
-                    required=False,
-                    initial=False,
-                    label=f"{offer.text.statement} ({CHANNEL_LABELS[channel]})",
+                    required=False, initial=False, label=f"{offer.text.statement}{how}"
                 )
         self.helper = self._helper()
 
@@ -138,6 +138,14 @@ class SignupForm(forms.Form):
         if not choices:
             raise forms.ValidationError(
                 _("Tick at least one box: choose what you would like to receive, and how.")
+            )
+        if all(c.purpose.is_tracking for c in choices):
+            raise forms.ValidationError(
+                _(
+                    "Noting opens and clicks only applies to emails you get from us: tick at least "
+                    "one kind of mail too. (Already subscribed? Switch it on from the link at the "
+                    "bottom of any of our emails.)"
+                )
             )
         if any(c.channel == Channel.POSTAL for c in choices):
             for name in ("address_line1", "postal_code", "city", "country"):

@@ -14,6 +14,7 @@ import uuid
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -26,6 +27,18 @@ class Channel(models.TextChoices):
 
 
 class Purpose(models.Model):
+    """Something a person may agree to: a kind of mail, or (``Kind.TRACKING``) having opens
+    and clicks of the mail they get noted.
+
+    A tracking purpose is never a reason to send anything: no campaign can target it and
+    the sending selector is never asked about it. It only decides whether the messages a
+    person gets for the mailing purposes carry an open pixel and tracked links.
+    """
+
+    class Kind(models.TextChoices):
+        MAILING = "mailing", _("Mailing: mail we send")
+        TRACKING = "tracking", _("Tracking: noting opens and clicks of our emails")
+
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     description = models.CharField(
@@ -37,6 +50,11 @@ class Purpose(models.Model):
     is_active = models.BooleanField(
         default=True, help_text=_("Offered on the signup page (needs a published consent text).")
     )
+    # Not editable: turning a mailing list into tracking (or back) would give everyone's
+    # consents a meaning they never agreed to. The one tracking purpose is seeded.
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.MAILING, db_default=Kind.MAILING, editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -45,11 +63,30 @@ class Purpose(models.Model):
             models.CheckConstraint(
                 condition=models.Q(offers_email=True) | models.Q(offers_postal=True),
                 name="purpose_offers_a_channel",
-            )
+            ),
+            # Opens and clicks exist only for email.
+            models.CheckConstraint(
+                condition=~models.Q(kind="tracking") | models.Q(offers_email=True, offers_postal=False),
+                name="purpose_tracking_email_only",
+            ),
+            # "Has this person agreed to tracking?" has one answer, not one per purpose.
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(kind="tracking"), name="purpose_one_tracking"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The admin form leaves ``kind`` out, which makes Django skip the check constraint
+        # above: say it here, or the save would fail in the database.
+        if self.kind == self.Kind.TRACKING and (self.offers_postal or not self.offers_email):
+            raise ValidationError({"offers_postal": _("Noting opens and clicks is offered by email only.")})
+
+    @property
+    def is_tracking(self) -> bool:
+        return self.kind == self.Kind.TRACKING
 
     @property
     def channels(self) -> list[Channel]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,7 +103,12 @@ class PurposePreferences:
 
     @property
     def email(self) -> ConsentState | None:
-        """The active email consent, which is what a frequency choice applies to."""
+        """The active email consent, which is what a frequency choice applies to.
+
+        None for the tracking purpose: it sends nothing, so there is no "how often".
+        """
+        if self.purpose.is_tracking:
+            return None
         return next((c.state for c in self.channels if c.channel == Channel.EMAIL and c.is_on), None)
 
 
@@ -219,6 +225,27 @@ def audience_breakdown(*, purpose_id: int, now: datetime | None = None) -> dict[
     }
 
 
+def trackable_subscriber_ids(*, subscriber_ids: Iterable[int]) -> set[int]:
+    """Which of these subscribers may have opens and clicks of their emails noted, now.
+
+    Active consent to the tracking purpose (``Purpose.Kind.TRACKING``), on email, and an
+    address we still hold. One query for a whole batch; never a reason to send anything.
+    """
+    ids = list(subscriber_ids)
+    if not ids:
+        return set()
+    return set(
+        ConsentState.objects.filter(
+            _reachable(),
+            subscriber_id__in=ids,
+            purpose__kind=Purpose.Kind.TRACKING,
+            channel=Channel.EMAIL,
+        )
+        .order_by()
+        .values_list("subscriber_id", flat=True)
+    )
+
+
 def has_active_consent(
     *, subscriber_id: int, purpose_id: int, channel: Channel | str = Channel.EMAIL
 ) -> bool:
@@ -296,6 +323,8 @@ def consent_proof(*, subscriber: Subscriber) -> dict[str, Any]:
             {
                 "purpose": s.purpose.slug,
                 "purpose_name": s.purpose.name,
+                # "tracking": consent to noting opens and clicks, not to receiving mail.
+                "purpose_kind": s.purpose.kind,
                 "channel": s.channel,
                 "status": s.status,
                 "consent_text_version": s.consent_text.version,

@@ -68,7 +68,8 @@ def _consent(request: HttpRequest, subscriber: Subscriber, token: str, rows: Row
     if not form.is_valid():
         return _page(request, subscriber, token, rows, bound=form)
     purpose, channel = form.purpose_obj, form.cleaned_data["channel"]
-    what = f"{purpose.name} {CHANNEL_NAMES[Channel(channel)]}"
+    # Tracking is about the emails, not a way of getting them: no "by email".
+    what = purpose.name if purpose.is_tracking else f"{purpose.name} {CHANNEL_NAMES[Channel(channel)]}"
     evidence = _evidence(request, form)
     if form.cleaned_data["enabled"]:
         try:

@@ -36,7 +36,7 @@ def test_sign_up_and_confirm_in_a_browser(page, consent_texts):
     page.screenshot(path=SHOTS.format("1-signup"), full_page=True)
 
     boxes = page.locator('form input[type="checkbox"]')
-    expect(boxes).to_have_count(6)  # three purposes, by email and by post
+    expect(boxes).to_have_count(7)  # three purposes by email and by post, and tracking
     for n in range(boxes.count()):
         expect(boxes.nth(n)).not_to_be_checked()
     expect(page.get_by_text(newsletter.use, exact=False)).to_be_visible()

@@ -93,7 +93,7 @@ def test_the_page_shows_every_purpose_in_full_with_its_switches(client, ada, con
     assert f"you agreed on {agreed:%-d %B %Y} (text version 1)" in html
     # Only what Ada chose is on: nothing else is switched on or ticked for her.
     switches = re.findall(r'<button[^>]*role="switch"[^>]*>', html)
-    assert len(switches) == 6
+    assert len(switches) == 7  # three purposes by email and by post, and tracking by email
     assert [s for s in switches if 'aria-checked="true"' in s] == [switch(html, newsletter, "email")]
     radios = re.findall(r'<input[^>]*type="radio"[^>]*>', html)
     assert [r for r in radios if "checked" in r] == [

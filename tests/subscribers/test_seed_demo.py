@@ -18,9 +18,13 @@ def test_seed_demo_is_idempotent_and_leaves_a_valid_ledger(settings, tmp_path, c
     password = first.rsplit(":", 1)[1].strip()
     assert password and password in second
     assert get_user_model().objects.get(username="admin").check_password(password)
-    assert ConsentText.objects.count() == 3
+    # Three kinds of mail and consent to noting opens and clicks, each with its own text.
+    assert ConsentText.objects.count() == 4
+    tracking_text = ConsentText.objects.get(purpose__kind="tracking")
+    assert "whether and when you first opened it" in tracking_text.data_collected
+    assert "Switch it off" in tracking_text.withdrawal
     assert Subscriber.objects.count() == 3
-    assert ConsentState.objects.filter(status="active").count() == 9
+    assert ConsentState.objects.filter(status="active").count() == 12
     assert list(ledger.verify()) == []
 
 

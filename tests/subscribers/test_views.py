@@ -37,7 +37,7 @@ def test_page_shows_every_text_in_full_and_nothing_ticked(client, consent_texts)
         assert text.retention in html
         assert text.withdrawal in html
     boxes = re.findall(r"<input[^>]*type=\"checkbox\"[^>]*>", html)
-    assert len(boxes) == 6  # three purposes, email and post each
+    assert len(boxes) == 7  # three purposes, email and post each, and tracking (email only)
     assert not [b for b in boxes if "checked" in b]
 
 

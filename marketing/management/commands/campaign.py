@@ -68,6 +68,8 @@ class Command(BaseCommand):
             return
         campaign = self._campaign(options["campaign_id"])
         try:
+            if name in ("send", "test"):
+                services.campaign_purpose_check(purpose=campaign.purpose)
             getattr(self, f"_{name}")(campaign, actor, options)
         except services.CampaignStateError as exc:
             raise CommandError(

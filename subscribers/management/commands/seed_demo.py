@@ -38,6 +38,22 @@ TEXTS = {
         "share your details.",
         "frequency": "A few times a year.",
     },
+    # Not a mailing: what is noted about the emails the person gets, so every part is its own.
+    "email-tracking": {
+        "statement": "Yes, you may note when I open your emails and which links I click",
+        "data_collected": "For each email we send you: whether and when you first opened it (an "
+        "invisible image in the email is fetched from our site) and which of its links you "
+        "clicked, and when. We keep no IP address, no browser or device details and no location.",
+        "use": "To learn which emails and topics are worth sending, and to send fewer that nobody "
+        "reads. Counted per email and link; we don't build a profile of you or share it with anyone. "
+        "Without this, your emails carry no tracking image and their links go straight to the page.",
+        "frequency": "Only when you open one of our emails or click a link in it.",
+        "retention": "With our record of the emails we sent you, for our reports. Switching this off "
+        "stops any further noting at once. If you ask us to delete your data, your address and name "
+        "go, and what was noted can no longer be linked to you.",
+        "withdrawal": 'Switch it off in "Choose what you receive" (the link at the bottom of every '
+        "email), at any time. It takes effect at once; the emails you get stay the same.",
+    },
 }
 DEMO_PEOPLE = [("ada@example.org", "Ada"), ("grace@example.org", "Grace"), ("alan@example.org", "Alan")]
 
@@ -124,7 +140,6 @@ class Command(BaseCommand):
                 purpose=purpose,
                 language=settings.LANGUAGE_CODE,
                 content={
-                    **words,
                     "data_collected": "Your email address, and your name if you give it. For mail by "
                     "post, your postal address.",
                     "retention": "As long as you stay subscribed. When you unsubscribe we delete your "
@@ -133,6 +148,7 @@ class Command(BaseCommand):
                     "controller": f"{settings.ORGANISATION_NAME}, {settings.ORGANISATION_ADDRESS}.",
                     "withdrawal": "Use the unsubscribe link at the bottom of every email, at any time. "
                     "It takes one click and works at once.",
+                    **words,
                 },
             )
 
