@@ -30,6 +30,6 @@ def forward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscribers", "0009_purpose_kind")]
+    dependencies = [("subscribers", "0010_purpose_kind")]
 
     operations = [migrations.RunPython(forward, migrations.RunPython.noop)]

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("subscribers", "0008_leaner_ledger_indexes"),
+        ("subscribers", "0009_email_change_sent_marks"),
     ]
 
     operations = [
