@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.paginator import Paginator
@@ -26,6 +27,10 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 _NAME = re.compile(r"^[0-9TZ\-]+-[0-9a-f]{32}\.eml$")
+# Every email sent is personal data (addresses, names) and holds working links (a
+# preferences link is a credential): the outbox is for those who may see evidence, i.e.
+# Compliance and superusers, never Marketers.
+OUTBOX_PERMISSION = "subscribers.view_consent_evidence"
 
 
 def outbox_dir() -> Path:
@@ -67,8 +72,14 @@ def _parts(message: ParsedMessage) -> dict[str, Any]:
     }
 
 
+def _may_read(request: HttpRequest) -> None:
+    if not request.user.has_perm(OUTBOX_PERMISSION):
+        raise PermissionDenied
+
+
 @staff_member_required
 def message_list(request: HttpRequest) -> HttpResponse:
+    _may_read(request)
     files = sorted(outbox_dir().glob("*.eml"), reverse=True) if outbox_dir().exists() else []
     page = Paginator(files, 50).get_page(request.GET.get("page"))
     rows = []
@@ -80,6 +91,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def message_detail(request: HttpRequest, name: str) -> HttpResponseBase:
+    _may_read(request)
     path = outbox_dir() / name
     if not _NAME.match(name) or not path.is_file():
         raise Http404("No such message in the outbox.")
