@@ -29,8 +29,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
 # Hashes addresses for the suppression list; set it once and never change it, or suppressed
-# addresses would no longer be recognised.
-ADDRESS_HASH_KEY = env.str("ADDRESS_HASH_KEY", default=SECRET_KEY)
+# addresses would no longer be recognised (subscribers.E001 stops `migrate` if it changed).
+# Unset, it is SECRET_KEY, which then can never be rotated: `check --deploy` warns
+# (subscribers.W002).
+ADDRESS_HASH_KEY = env.str("ADDRESS_HASH_KEY", default="") or SECRET_KEY
 # Old keys keep already-emailed links valid while a new key is rolled out.
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 
@@ -193,7 +195,11 @@ ANYMAIL = {
         if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
     },
     # "user:password" the providers send as basic auth; the webhooks refuse all until set.
-    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    # Comma-separated pairs are all accepted, so the secret can be rotated: add the new
+    # pair, change it at each provider, then remove the old one.
+    "WEBHOOK_SECRET": [
+        pair.strip() for pair in env.list("ANYMAIL_WEBHOOK_SECRET", default=[]) if pair.strip()
+    ],
     # Never the provider's own open pixel or rewritten links, in any email: opens and clicks
     # are noted by us, and only for subscribers who agreed (marketing.tracking). Set for the
     # providers whose API takes it per message (marketing.tracking.takes_tracking_options);

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "a-long-random-production-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+    "ADDRESS_HASH_KEY": "another-long-random-key-for-address-hashes-0123456789-abcdefghij",
     "ALLOWED_HOSTS": "news.example.com",
     "SITE_URL": "https://news.example.com",
     "ORGANISATION_ADDRESS": "1 Example Street, 12345 Example City",
@@ -32,6 +33,21 @@ def test_check_deploy_is_clean(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_the_address_hash_key_is_the_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ADDRESS_HASH_KEY")}
+    env.update({k: v for k, v in PRODUCTION.items() if k != "ADDRESS_HASH_KEY"}, VAR_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "subscribers.W002" in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):

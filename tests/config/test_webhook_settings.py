@@ -36,7 +36,7 @@ def test_anymail_variables_and_email_url_parameters_become_anymail_settings(tmp_
         "MAILGUN_API_KEY": "k",
         "MAILGUN_WEBHOOK_SIGNING_KEY": "from-url",
         "POSTAL_WEBHOOK_KEY": "postal-key",
-        "WEBHOOK_SECRET": "hooks:secret",
+        "WEBHOOK_SECRET": ["hooks:secret"],
     }
 
 
@@ -47,4 +47,9 @@ def test_an_anymail_variable_wins_over_the_email_url(tmp_path):
         ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY="from-variable",
     )
     assert found["MAILGUN_WEBHOOK_SIGNING_KEY"] == "from-variable"
-    assert found["WEBHOOK_SECRET"] == ""
+    assert found["WEBHOOK_SECRET"] == []
+
+
+def test_several_webhook_secrets_for_a_rotation(tmp_path):
+    found = anymail_settings(tmp_path, ANYMAIL_WEBHOOK_SECRET="hooks:old-one, hooks:new-one")
+    assert found["WEBHOOK_SECRET"] == ["hooks:old-one", "hooks:new-one"]

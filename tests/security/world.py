@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.mail import EmailMessage
+from django.test import override_settings
 from django.utils import timezone
 
 from config.outbox import OutboxBackend
@@ -144,7 +145,8 @@ def build_world(consent_texts: dict[str, ConsentText], outbox_dir: Path) -> Worl
         "Your link", f"/preferences/{links.make('preferences', ada.pk)}/", to=[ada.email or ""]
     )
     outbox_dir.mkdir(parents=True, exist_ok=True)
-    OutboxBackend().send_messages([message])
+    with override_settings(OUTBOX_DIR=outbox_dir):
+        OutboxBackend().send_messages([message])
     return World(
         ada=ada,
         bob=bob,
