@@ -32,19 +32,27 @@ TOKEN_IN_TEXT = re.compile(r"/(?:u|t|preferences|confirm|email-change)/([^/\s\"'
 
 
 @pytest.fixture
-def console() -> Iterator[io.StringIO]:
-    """What the configured console handler writes, at INFO."""
+def console(settings) -> Iterator[io.StringIO]:
+    """What every configured log handler writes, at INFO, with DEBUG on as in development
+    (Django's own console handler writes only then)."""
+    settings.DEBUG = True
     root = logging.getLogger()
-    handlers = [h for h in root.handlers if any(isinstance(f, RedactPersonalData) for f in h.filters)]
-    assert handlers, "the console handler lost its personal-data filter"
-    handler = handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
+    assert any(isinstance(f, RedactPersonalData) for h in root.handlers for f in h.filters)
+    loggers = [root, *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    handlers = {
+        h
+        for logger in loggers
+        for h in getattr(logger, "handlers", [])
+        if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")
+    }
     buffer = io.StringIO()
-    saved_stream, saved_level = handler.setStream(buffer), root.level
+    saved = {h: h.setStream(buffer) for h in handlers}
+    saved_level = root.level
     root.setLevel(logging.INFO)
     yield buffer
     root.setLevel(saved_level)
-    handler.setStream(saved_stream)
+    for handler, stream in saved.items():
+        handler.setStream(stream)
 
 
 def assert_no_personal_data(log: str, *secrets: str) -> None:
@@ -79,6 +87,11 @@ def test_web_flows_log_no_addresses_ips_or_tokens(console, consent_texts, settin
     client.post("/anymail/mailgun/tracking/", {"recipient": "ada@example.org"})  # no credentials
     client.post("/admin/login/", {"username": "ada@example.org", "password": "wrong"}, REMOTE_ADDR=BOB_IP)
     services.subscriber_erase(subscriber=world.bob, evidence=STAFF)
+    # The development server's access line, as runserver's request handler writes it.
+    request_line = f"GET /preferences/{world.token('preferences')}/ HTTP/1.1"
+    logging.getLogger("django.server").info(
+        '"%s" %s %s', request_line, "200", "1234", extra={"status_code": 200}
+    )
     log = console.getvalue()
     sent_tokens = [m.group(1) for mail in mailoutbox for m in TOKEN_IN_TEXT.finditer(str(mail.body))]
     assert sent_tokens, "the flows sent no links to look for"
@@ -93,6 +106,7 @@ def test_web_flows_log_no_addresses_ips_or_tokens(console, consent_texts, settin
         "eve@example.com",
         "Zoe.Long",
         unsubscribe,
+        world.token("preferences"),
         *sent_tokens,
     )
 
