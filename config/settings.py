@@ -192,6 +192,8 @@ ANYMAIL = {
         for name, value in os.environ.items()
         if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
     },
+    # Seconds anymail waits for a provider's API (connect, read); past it the batch is retried.
+    "REQUESTS_TIMEOUT": env.float("ANYMAIL_REQUESTS_TIMEOUT", default=30.0),
     # "user:password" the providers send as basic auth; the webhooks refuse all until set.
     "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
     # Never the provider's own open pixel or rewritten links, in any email: opens and clicks
