@@ -113,9 +113,8 @@ class RedisProcess:
 
 
 def _use_broker(url: str) -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    celery_app.conf.broker_url = url
+    # Read and write URLs are resolved from broker_url when the app is configured.
+    celery_app.conf.update(broker_url=url, broker_read_url=url, broker_write_url=url)
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -132,7 +131,7 @@ def private_redis() -> Iterator[RedisProcess]:
         require_service("redis-server", str(exc))
     redis = RedisProcess(port=free_port())
     redis.start()
-    saved = celery_app.conf.broker_url
+    saved = str(celery_app.conf.broker_url)
     _use_broker(redis.url(0))
     try:
         yield redis
