@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,8 +115,9 @@ class RedisProcess:
 def _use_broker(url: str) -> None:
     # Read and write URLs are resolved from broker_url when the app is configured.
     celery_app.conf.update(broker_url=url, broker_read_url=url, broker_write_url=url)
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    # Drop the cached pools (as Celery does after a fork) so the next task opens ``url``.
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -201,13 +202,3 @@ def beats(tmp_path: Path) -> Iterator[Beats]:
     yield started
     for process in started.processes:
         started.stop(process)
-
-
-@pytest.fixture
-def fault_log() -> Callable[..., str]:
-    """Joins several log getters into one, for failure messages."""
-
-    def join(*getters: Callable[[], str]) -> str:
-        return "\n".join(getter() for getter in getters)
-
-    return join
