@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.core.management import call_command
+from django.db import transaction
+from django.db.models import F
 
 from marketing import tasks
 from marketing.models import Campaign, CampaignAction, Delivery
@@ -41,16 +43,21 @@ ROWS: list[Row] = []
 
 
 def withdraw_a_queued(campaign: Campaign, audience: helpers.Audience) -> Subscriber:
-    """Withdraw the consent of the last recipient still waiting, while the fault goes on."""
-    waiting = Delivery.objects.filter(
-        campaign=campaign, status=Delivery.Status.QUEUED, retry_after__isnull=True
-    )
-    delivery = waiting.select_related("subscriber").order_by("-id").first()
-    if delivery is None:  # only put-back batches are left: take one of those
-        waiting = Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED)
-        delivery = waiting.select_related("subscriber").order_by("-id").first()
-    assert delivery is not None, "the campaign finished before a withdrawal during the fault"
-    helpers.withdraw(delivery.subscriber, audience.purpose)
+    """Withdraw the consent of a recipient still waiting (the last one due), during the fault.
+
+    The delivery row stays locked until the withdrawal commits, and workers claim with SKIP
+    LOCKED: no worker can check this recipient's consent before the withdrawal is in.
+    """
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED)
+            .order_by(F("retry_after").asc(nulls_first=True), "-id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("subscriber")
+            .first()
+        )
+        assert delivery is not None, "the campaign finished before a withdrawal during the fault"
+        helpers.withdraw(delivery.subscriber, audience.purpose)
     return delivery.subscriber
 
 
