@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export DEBUG ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test lint types check fmt lock clean bench
+.PHONY: help venv install run test faults lint types check fmt lock clean bench
 
 help: ## list the targets
 	@echo "make <target>:"
@@ -49,6 +49,12 @@ run: install ## start web, Celery worker and scheduler on embedded defaults (Ctr
 test: export VAR_DIR ?= $(CURDIR)/var/test
 test: install ## run the test suite (PYTEST_ARGS="-k signup" to pick tests)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault tests (tests/faults/) are in `make test` too; this runs only them and prints
+# their table: fault, recipients, sent, duplicates, lost.
+faults: export VAR_DIR ?= $(CURDIR)/var/test
+faults: install ## only the fault tests (tests/faults/), then their table
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -194,6 +194,8 @@ ANYMAIL = {
         for name, value in os.environ.items()
         if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
     },
+    # Seconds anymail waits for a provider's API (connect, read); past it the batch is retried.
+    "REQUESTS_TIMEOUT": env.float("ANYMAIL_REQUESTS_TIMEOUT", default=30.0),
     # "user:password" the providers send as basic auth; the webhooks refuse all until set.
     # Comma-separated pairs are all accepted, so the secret can be rotated: add the new
     # pair, change it at each provider, then remove the old one.

@@ -43,6 +43,8 @@ class BatchResult:
     skipped: int = 0
     retried: int = 0
     provider_ids: dict[int, str] = field(default_factory=dict)
+    # Set when temporary failures reached DISPATCH_MAX_ATTEMPTS: the provider is down for long.
+    outage: str = ""
 
 
 def claim_batch(*, campaign_id: int, size: int) -> list[int]:
@@ -89,6 +91,9 @@ def run(*, campaign_id: int) -> RunOutcome:
         prepared = prepared or rendering.prepare(campaign)
         result = send_batch(campaign=campaign, prepared=prepared, delivery_ids=ids)
         total += result.sent
+        if result.outage:
+            _pause_for_outage(campaign_id, result.outage)
+            return RunOutcome(sent=total)
         _pause_if_failing(campaign_id)
         # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
         guardrails.campaign_guard(campaign_id=campaign_id)
@@ -190,6 +195,14 @@ def _send_as_one(
         for delivery_id in recipients:
             outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
     except (AnymailAPIError, OSError) as exc:
+        if len(to_send) > 1 and _refuses_the_call(exc):
+            # Mailgun answers 400 for the whole call when one address is bad: halve until it is alone.
+            half = len(to_send) // 2
+            for part in (to_send[:half], to_send[half:]):
+                _send_as_one(
+                    campaign_id=campaign_id, prepared=prepared, to_send=part, outcomes=outcomes, retry=retry
+                )
+            return
         # One call for everyone: a temporary failure puts the whole batch back.
         delay = _retry_delay(exc, max(attempts for _, attempts, _ in to_send))
         for delivery_id, attempts, _ in to_send:
@@ -223,16 +236,13 @@ def _record(
             result.failed += status == Delivery.Status.FAILED
             result.skipped += status == Delivery.Status.SKIPPED
         _write_outcomes(outcomes, now)
-        gave_up = [d for d, (attempts, _) in retry.items() if attempts >= settings.DISPATCH_MAX_ATTEMPTS]
-        if gave_up:
-            Delivery.objects.filter(pk__in=gave_up).update(
-                status=Delivery.Status.FAILED, error="gave up after repeated temporary failures"
-            )
-            result.failed += len(gave_up)
+        # A temporary failure never becomes a failed delivery (nor counts towards the failure
+        # rate): past DISPATCH_MAX_ATTEMPTS the campaign pauses instead, keeping them queued.
+        if any(attempts >= settings.DISPATCH_MAX_ATTEMPTS for attempts, _ in retry.values()):
+            result.outage = f"{len(retry)} messages failed temporarily {settings.DISPATCH_MAX_ATTEMPTS} times"
         later: dict[float, list[int]] = {}
-        for delivery_id, (attempts, delay) in retry.items():
-            if attempts < settings.DISPATCH_MAX_ATTEMPTS:
-                later.setdefault(delay, []).append(delivery_id)
+        for delivery_id, (_attempts, delay) in retry.items():
+            later.setdefault(delay, []).append(delivery_id)
         for delay, ids in later.items():
             Delivery.objects.filter(pk__in=ids).update(
                 status=Delivery.Status.QUEUED, retry_after=now + timedelta(seconds=delay)
@@ -276,12 +286,17 @@ def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) ->
 
 
 def _next_retry_in(campaign_id: int) -> float | None:
-    earliest = Delivery.objects.filter(
-        campaign_id=campaign_id, status=Delivery.Status.QUEUED, retry_after__isnull=False
-    ).aggregate(at=Min("retry_after"))["at"]
-    if earliest is None:
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
+    retry_at = deliveries.filter(status=Delivery.Status.QUEUED, retry_after__isnull=False).aggregate(
+        at=Min("retry_after")
+    )["at"]
+    # A batch whose worker died (or lost its database connection) is due when its lease ends.
+    claimed_at = deliveries.filter(status=Delivery.Status.CLAIMED).aggregate(at=Min("claimed_at"))["at"]
+    lease_ends = claimed_at + timedelta(seconds=settings.DISPATCH_LEASE_SECONDS) if claimed_at else None
+    due = [at for at in (retry_at, lease_ends) if at is not None]
+    if not due:
         return None
-    return max((earliest - timezone.now()).total_seconds(), 0.0)
+    return max((min(due) - timezone.now()).total_seconds(), 0.0)
 
 
 def _retry_delay(exc: Exception, attempts: int) -> float | None:
@@ -298,6 +313,21 @@ def _retry_delay(exc: Exception, attempts: int) -> float | None:
         throttle.hold(wait)
         return wait
     return backoff
+
+
+def _refuses_the_call(exc: Exception) -> bool:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status in (400, 422)
+
+
+def _pause_for_outage(campaign_id: int, what: str) -> None:
+    with contextlib.suppress(services.CampaignStateError):  # already paused or cancelled
+        services.campaign_pause(
+            campaign_id=campaign_id,
+            actor=None,
+            reason=f"Paused automatically: the email provider kept failing ({what}). "
+            "Nobody was marked failed; resume once it works again.",
+        )
 
 
 def _pause_if_failing(campaign_id: int) -> None:

@@ -6,7 +6,7 @@ import smtplib
 
 from anymail.exceptions import AnymailAPIError
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.utils import timezone
 
@@ -14,7 +14,16 @@ from marketing import dispatch, guardrails, provider_events, services
 from marketing.models import Campaign, Delivery
 
 
-@shared_task(name="marketing.run_campaign", acks_late=True)
+# A dropped database connection (failover, restart) ends the run; a batch it held is
+# reclaimed after DISPATCH_LEASE_SECONDS, so running again soon is safe.
+@shared_task(
+    name="marketing.run_campaign",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
+)
 def run_campaign(campaign_id: int) -> int:
     outcome = dispatch.run(campaign_id=campaign_id)
     if outcome.next_retry_in is not None:

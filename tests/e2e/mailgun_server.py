@@ -14,7 +14,11 @@ An unknown domain is HTTP 404 ``Domain not found``. An accepted call is answered
 ``{"id": "<…@domain>", "message": "Queued. Thank you."}``; the server records the call
 (``calls``) and expands each recipient's copy (``messages``) as Mailgun would deliver it.
 
-Faults a test can program: ``throttle(n, retry_after=…)`` (HTTP 429) and ``fail(n)`` (HTTP 500).
+Faults a test can program: ``throttle(n, retry_after=…)`` (HTTP 429) and ``fail(n)`` (HTTP 500);
+``refuse(address, …)``: a call naming any of them is refused whole with HTTP 400 "'to' parameter
+is not a valid address", as Mailgun answers a batch with one address it does not accept; and
+transport faults through ``faults`` (``transport_faults.FaultPlan``: a reset connection, an
+answer that comes after the client's timeout).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
+
+from tests.e2e.transport_faults import FaultPlan, reset
 
 MAX_RECIPIENTS = 1000  # per call, Mailgun's documented batch limit
 RECIPIENT_VARIABLE = re.compile(r"%recipient\.([^%\s]+)%")
@@ -94,6 +100,8 @@ class MailgunServer:
     _throttled: int = 0
     _retry_after: str = "1"
     _failing: int = 0
+    refused: set[str] = field(default_factory=set)
+    faults: FaultPlan = field(default_factory=FaultPlan)
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
     @property
@@ -115,6 +123,16 @@ class MailgunServer:
     def fail(self, count: int) -> None:
         with self._lock:
             self._failing = count
+
+    def refuse(self, *addresses: str) -> None:
+        with self._lock:
+            self.refused.update(a.lower() for a in addresses)
+
+    def record_unanswered(self, path: str, fields: list[tuple[str, str]]) -> None:
+        """A call that met a transport fault: kept (status 0), nothing delivered."""
+        with self._lock:
+            self.calls.append(Call(path=path, status=0, at=time.time(), fields=fields))
+            self._lock.notify_all()
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[DeliveredMessage]:
         with self._lock:
@@ -159,6 +177,8 @@ class MailgunServer:
             return 400, {}, {"message": "from parameter is missing"}
         if not to:
             return 400, {}, {"message": "to parameter is missing"}
+        if self.refused & set(to):
+            return 400, {}, {"message": "'to' parameter is not a valid address. please check documentation"}
         if len(to) > MAX_RECIPIENTS:
             return 400, {}, {"message": f"Too many recipients: at most {MAX_RECIPIENTS} per message"}
         if not (call.get("text") or call.get("html")):
@@ -236,7 +256,17 @@ def _handler(server: MailgunServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
             fields = _form_fields(self.headers.get("Content-Type", ""), body)
+            fault = server.faults.take()
+            if fault == "reset":
+                server.record_unanswered(path, fields)
+                self.close_connection = True
+                reset(self.connection)
+                return
             status, headers, payload = server.answer(path, self.headers.get("Authorization"), fields)
+            if fault == "hang":
+                time.sleep(server.faults.hang_seconds)
+                self.close_connection = True
+                return
             content = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
