@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from subscribers import selectors, services, tokens
+from subscribers.addresses import smtp_address
 from subscribers.models import ConfirmationRequest, ConsentEvent, EmailChangeRequest, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def build_email(name: str, *, to: str, context: dict[str, Any]) -> EmailMultiAlt
         subject=subject,
         body=render_to_string(f"{prefix}_body.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
+        to=[smtp_address(to)],
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(render_to_string(f"{prefix}_body.html", context), "text/html")
