@@ -83,3 +83,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def cases(request: pytest.FixtureRequest) -> Callable[[int], None]:
     """``cases(n)``: count ``n`` cases of a table-driven test in the summary."""
     return functools.partial(count_case, request.node.nodeid)
+
+
+# The marketing tests' audience, sent campaign and webhook secrets, for the link and webhook fuzzers.
+from tests.marketing.conftest import audience, sent_campaign, webhooks  # noqa: E402, F401

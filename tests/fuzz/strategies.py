@@ -33,7 +33,15 @@ MARKUP = [
     "]]>",
 ]
 
-nasty_text = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(NASTY_CHARS), max_size=80)
+_plain_or_nasty = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(NASTY_CHARS), max_size=80)
+# Text with at least one of the nasty characters in it, somewhere.
+_spiked = st.builds(
+    lambda text, char, at: text[:at] + char + text[at:],
+    st.text(max_size=40),
+    st.sampled_from(NASTY_CHARS),
+    st.integers(0, 40),
+)
+nasty_text = st.one_of(_plain_or_nasty, _spiked)
 oversized_text = st.integers(min_value=255, max_value=5000).map(lambda n: "x" * n)
 hostile_text = st.one_of(
     nasty_text,
