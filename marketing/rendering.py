@@ -173,7 +173,9 @@ def list_id(prepared: PreparedCampaign) -> str:
     """RFC 2919 List-Id, one per purpose: ``Newsletter <newsletter.example.com>``."""
     # Staff name purposes; a newline there must not end the header (RFC 5322 header folding).
     name = _one_line(prepared.purpose_name)
-    return formataddr((name, f"{prepared.purpose_slug.lower()}.{_sender_domain()}"))
+    list_address = f"{prepared.purpose_slug.lower()}.{_sender_domain()}"
+    # RFC 2919 wants the angle brackets even with no name; formataddr drops them then.
+    return formataddr((name, list_address)) if name else f"<{list_address}>"
 
 
 def _headers(prepared: PreparedCampaign, *, unsubscribe_url: str) -> dict[str, str]:
@@ -197,8 +199,9 @@ def _first_name(name: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    # A newline in a header would start a new header: collapse every kind of whitespace.
-    return " ".join(value.split())
+    # A newline in a header would start a new header: collapse every kind of whitespace,
+    # and drop the other control characters (NUL, ESC …), which have no place in a header.
+    return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value).split())
 
 
 def _consented_on(at: datetime | None) -> str:

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from subscribers import links
+from subscribers.forms import normalise_email
 from subscribers.models import Subscriber
 from tests.fuzz.mail import TRANSACTIONAL_HEADERS, assert_headers_clean
 from tests.fuzz.records import changed, snapshot
@@ -48,7 +49,7 @@ def test_a_confirmation_goes_to_the_idn_domain_typed_not_its_idna2003_twin(
     sent_domain = to.rpartition("@")[2]
     assert sent_domain.isascii()
     # Decoding what went on the wire gives back the domain as stored, ß and ς included.
-    stored = Subscriber.objects.get(email__endswith=address.rpartition("@")[2]).email.rpartition("@")[2]
+    stored = Subscriber.objects.get(email=normalise_email(address)).email.rpartition("@")[2]
     assert idna.decode(sent_domain) == stored
 
 

@@ -4,7 +4,7 @@ preheader, a purpose's name and any Markdown body. No script, no extra header, o
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from marketing import rendering
@@ -57,6 +57,7 @@ def test_a_subscribers_name_never_becomes_markup_or_a_header(name, body_format, 
 
 
 @given(subject=hs.hostile_text, preheader=hs.hostile_text, name=hs.hostile_text)
+@example(subject="Hi\r\nBcc: victim@example.net", preheader="\n", name="Ada\r\nBcc: victim@example.net")
 def test_subject_and_preheader_stay_one_header_line(subject, preheader, name):
     prepared = rendering.prepare(campaign(subject=subject + " {{ first_name }}", preheader=preheader))
     message = rendering.build_message(prepared, recipient(name))
@@ -64,6 +65,8 @@ def test_subject_and_preheader_stay_one_header_line(subject, preheader, name):
 
 
 @given(purpose_name=hs.hostile_text.filter(lambda s: s.strip()))
+@example(purpose_name="News\r\nBcc: victim@example.net").via("a newline in a purpose name reached List-Id")
+@example(purpose_name="\x00").via("NUL in a header")
 def test_list_id_is_one_line_whatever_the_purpose_is_called(purpose_name):
     prepared = rendering.prepare(campaign(purpose_name=purpose_name))
     message = rendering.build_message(prepared, recipient("Ada"))
