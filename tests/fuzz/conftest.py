@@ -24,7 +24,7 @@ _FUZZ_DIR = Path(__file__).parent
 _SLOW_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
-    "ci", max_examples=30, deadline=None, derandomize=True, suppress_health_check=_SLOW_OK, print_blob=True
+    "ci", max_examples=20, deadline=None, derandomize=True, suppress_health_check=_SLOW_OK, print_blob=True
 )
 settings.register_profile(
     "deep", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK, print_blob=True
