@@ -31,7 +31,7 @@ _HEADER_LINE = re.compile(rb"\A([!-9;-~]+):")
 
 def parsed(message: EmailMessage) -> ParsedMessage:
     raw = message.message().as_bytes()
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(raw, policy=email.policy.default)
 
 
 def header_names(raw: bytes) -> list[str]:
@@ -60,4 +60,4 @@ def assert_headers_clean(message: EmailMessage, *, to: str, allowed: set[str]) -
     mail = email.message_from_bytes(raw, policy=email.policy.default)
     recipients = [a.addr_spec for a in mail["to"].addresses]
     assert recipients == [to], recipients
-    return mail  # type: ignore[return-value]
+    return mail
