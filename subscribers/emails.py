@@ -29,8 +29,10 @@ def build_email(name: str, *, to: str, context: dict[str, Any]) -> EmailMultiAlt
         **context,
     }
     prefix = f"subscribers/email/{name}"
-    # A subject is one line: a newline there would start a new header.
-    subject = " ".join(render_to_string(f"{prefix}_subject.txt", context).split())
+    # A subject is one line: a newline there would start a new header, and other control
+    # characters (NUL, ESC …) have no place in one either.
+    rendered = render_to_string(f"{prefix}_subject.txt", context)
+    subject = " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in rendered).split())
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string(f"{prefix}_body.txt", context),

@@ -9,10 +9,18 @@ from hypothesis import strategies as st
 
 from marketing import rendering
 from marketing.models import Campaign
+from subscribers import emails
 from subscribers.models import Purpose
 from tests.fuzz import strategies as hs
-from tests.fuzz.mail import CAMPAIGN_HEADERS, assert_headers_clean, parsed
+from tests.fuzz.mail import CAMPAIGN_HEADERS, TRANSACTIONAL_HEADERS, assert_headers_clean, parsed
 
+EMAIL_TEMPLATES = [
+    "confirm",
+    "already_subscribed",
+    "manage_link",
+    "email_change_confirm",
+    "email_change_notice",
+]
 BODIES = {
     Campaign.BodyFormat.MARKDOWN: "Hello {{ first_name }}!\n\nSome *news* and a [link](https://example.org/a).",
     Campaign.BodyFormat.HTML: '<p>Hello {{ first_name }}!</p><p><a href="https://example.org/a">link</a></p>',
@@ -93,3 +101,25 @@ def test_a_campaign_goes_to_the_internationalised_domain_typed(domain, cases):
     (to,) = parsed(message)["to"].addresses
     assert idna.decode(to.domain) == idna.decode(idna.encode(domain, uts46=True))
     cases(1)
+
+
+@given(organisation=hs.hostile_text, name=hs.hostile_text, template=st.sampled_from(EMAIL_TEMPLATES))
+@example(
+    organisation="Example\r\nBcc: victim@example.net", name="Ada\r\nBcc: x@example.net", template="confirm"
+)
+def test_transactional_emails_keep_their_headers_whatever_names_they_carry(
+    settings, organisation, name, template
+):
+    settings.ORGANISATION_NAME = organisation
+    message = emails.build_email(
+        template,
+        to="ada@example.org",
+        context={
+            "name": name,
+            "items": [],
+            "confirm_url": "https://example.org/c",
+            "contact_email": "x@y.z",
+            "fresh_hours": 24,
+        },
+    )
+    assert_headers_clean(message, to="ada@example.org", allowed=TRANSACTIONAL_HEADERS)
