@@ -15,11 +15,19 @@ import idna
 
 
 def smtp_address(email: str) -> str:
-    """``email`` with its domain in ASCII (IDNA 2008, RFC 5891); ASCII addresses unchanged."""
+    """``email`` with its domain in ASCII (IDNA 2008, RFC 5891); ASCII addresses unchanged.
+
+    A domain IDNA 2008 refuses (symbols, emoji: never accepted by our validation, but an old
+    import may hold one) is left for Django, whose IDNA 2003 is what such domains were
+    registered under.
+    """
     if email.isascii():
         return email
     local, _at, domain = email.rpartition("@")
-    return f"{local}@{smtp_domain(domain)}"
+    try:
+        return f"{local}@{smtp_domain(domain)}"
+    except idna.IDNAError:
+        return email
 
 
 def smtp_domain(domain: str) -> str:

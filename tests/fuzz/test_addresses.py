@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from subscribers import links
+from subscribers.addresses import smtp_address
 from subscribers.forms import normalise_email
 from subscribers.models import Subscriber
 from tests.fuzz.mail import TRANSACTIONAL_HEADERS, assert_headers_clean
@@ -72,3 +73,15 @@ def test_a_non_ascii_local_part_is_refused_clearly_everywhere(client, consent_te
     assert changed(before) == []
     assert mailoutbox == []
     subscriber.delete()
+
+
+@given(local=st.from_regex(r"\A[a-z0-9.+_-]{1,20}\Z"), domain=st.text(min_size=1, max_size=30) | label)
+def test_the_wire_address_decodes_back_to_the_stored_one_or_is_left_as_stored(local, domain):
+    stored = f"{local}@{domain}"
+    wire = smtp_address(stored)
+    if wire == stored:
+        return  # ASCII already, or a domain IDNA 2008 refuses: left for Django (IDNA 2003)
+    wire_local, _at, wire_domain = wire.rpartition("@")
+    assert wire_local == local
+    assert wire_domain.isascii()
+    assert idna.decode(wire_domain) == idna.decode(idna.encode(domain, uts46=True))

@@ -9,6 +9,7 @@ from django.utils.html import escape
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from subscribers.addresses import smtp_address
 from subscribers.forms import normalise_email
 from subscribers.models import ConsentText, Subscriber
 from tests.fuzz import strategies as hs
@@ -61,9 +62,8 @@ def test_signup_never_fails_and_mails_only_the_address_typed(
     wanted = expected_address(email)
     assert wanted is not None
     assert Subscriber.objects.filter(email__iexact=wanted).exists()
-    for message in mailoutbox:
-        assert_headers_clean(message, to=message.to[0], allowed=TRANSACTIONAL_HEADERS)
-        assert message.to[0].split("@")[0] == wanted.split("@")[0]
+    for message in mailoutbox:  # the confirmation, or "you are already subscribed"
+        assert_headers_clean(message, to=smtp_address(wanted), allowed=TRANSACTIONAL_HEADERS)
     stored = Subscriber.objects.get(email__iexact=wanted)
     assert not any(ord(c) < 32 for c in stored.name + "".join(getattr(stored, f) for f in ADDRESS_FIELDS))
 
