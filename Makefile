@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export DEBUG ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install run test faults lint types check fmt lock clean bench
+.PHONY: help venv install run test faults fuzz lint types check fmt lock clean bench
 
 help: ## list the targets
 	@echo "make <target>:"
@@ -55,6 +55,11 @@ test: install ## run the test suite (PYTEST_ARGS="-k signup" to pick tests)
 faults: export VAR_DIR ?= $(CURDIR)/var/test
 faults: install ## only the fault tests (tests/faults/), then their table
 	$(BIN)/pytest -m faults $(PYTEST_ARGS)
+
+# The hostile-input suite (tests/fuzz) with many more examples than the normal run's `ci` budget.
+fuzz: export VAR_DIR ?= $(CURDIR)/var/test
+fuzz: install ## hostile-input property tests, deep budget (FUZZ_PROFILE=deep; ci is the default in `make test`)
+	FUZZ_PROFILE=$${FUZZ_PROFILE:-deep} $(BIN)/pytest -m fuzz $(PYTEST_ARGS)
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

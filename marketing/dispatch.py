@@ -31,6 +31,7 @@ from django.utils import timezone
 from marketing import batching, guardrails, rendering, services, throttle
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
+from subscribers.addresses import smtp_address
 from subscribers.selectors import sendable_consents
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def send_batch(
             continue
         recipient = rendering.Recipient(
             subscriber_id=subscriber_id,
-            email=email,
+            email=smtp_address(email),  # IDNA 2008, before Django's IDNA 2003 sees it
             name=name,
             consented_at=consented[subscriber_id],
             link_generation=generation,

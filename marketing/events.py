@@ -159,7 +159,8 @@ def _provider_event_id(esp_name: str, raw: Any, event_id: str) -> tuple[str, str
 def _text(value: Any, limit: int) -> str:
     if value is None:
         return ""
-    return str(value).strip()[:limit]
+    # PostgreSQL text cannot hold NUL; a payload may carry one (a 500 the provider retries).
+    return str(value).replace("\x00", "").strip()[:limit]
 
 
 def _id(value: Any) -> int | None:

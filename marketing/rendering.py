@@ -24,6 +24,7 @@ from typing import Any
 
 import css_inline
 import html2text
+import idna
 import markdown
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -35,6 +36,7 @@ from django.utils.translation import gettext
 
 from marketing.models import Campaign
 from subscribers import links
+from subscribers.addresses import smtp_address, smtp_domain
 
 FIRST_NAME = "%%FIRST_NAME%%"
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
@@ -159,7 +161,7 @@ def build_message(
         subject=subject_for(prepared, recipient),
         body=_fill(prepared.text, text_values),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[recipient.email],
+        to=[smtp_address(recipient.email)],
         headers=_headers(prepared, unsubscribe_url=text_values[UNSUBSCRIBE_URL]),
         connection=connection,
     )
@@ -169,7 +171,11 @@ def build_message(
 
 def list_id(prepared: PreparedCampaign) -> str:
     """RFC 2919 List-Id, one per purpose: ``Newsletter <newsletter.example.com>``."""
-    return formataddr((prepared.purpose_name, f"{prepared.purpose_slug.lower()}.{_sender_domain()}"))
+    # Staff name purposes; a newline there must not end the header (RFC 5322 header folding).
+    name = _one_line(prepared.purpose_name)
+    list_address = f"{prepared.purpose_slug.lower()}.{_sender_domain()}"
+    # RFC 2919 wants the angle brackets even with no name; formataddr drops them then.
+    return formataddr((name, list_address)) if name else f"<{list_address}>"
 
 
 def _headers(prepared: PreparedCampaign, *, unsubscribe_url: str) -> dict[str, str]:
@@ -193,8 +199,9 @@ def _first_name(name: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    # A newline in a header would start a new header: collapse every kind of whitespace.
-    return " ".join(value.split())
+    # A newline in a header would start a new header: collapse every kind of whitespace,
+    # and drop the other control characters (NUL, ESC …), which have no place in a header.
+    return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value).split())
 
 
 def _consented_on(at: datetime | None) -> str:
@@ -211,8 +218,8 @@ def _site_url(path: str) -> str:
 def _sender_domain() -> str:
     domain = settings.SENDER_EMAIL.rpartition("@")[2].strip().lower()
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        return smtp_domain(domain)
+    except idna.IDNAError:
         return domain
 
 

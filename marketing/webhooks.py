@@ -36,8 +36,18 @@ from django.utils.crypto import constant_time_compare
 
 logger = logging.getLogger(__name__)
 
-# What anymail's parsers raise on a body of the wrong shape.
-MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError, AssertionError)
+# What anymail's parsers raise on a body of the wrong shape (RecursionError: JSON nested
+# thousands deep, which the json module refuses that way).
+MALFORMED = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    AssertionError,
+    RecursionError,
+)
 
 
 def _plain(status: int, text: str) -> HttpResponse:
@@ -91,7 +101,7 @@ def _says_json(request: HttpRequest) -> bool:
 def _parses_as_json(request: HttpRequest) -> bool:
     try:
         json.loads(request.body.decode("utf-8"))
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return False
     return True
 

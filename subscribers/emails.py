@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from subscribers import selectors, services, tokens
+from subscribers.addresses import smtp_address
 from subscribers.models import ConfirmationRequest, ConsentEvent, EmailChangeRequest, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -28,13 +29,15 @@ def build_email(name: str, *, to: str, context: dict[str, Any]) -> EmailMultiAlt
         **context,
     }
     prefix = f"subscribers/email/{name}"
-    # A subject is one line: a newline there would start a new header.
-    subject = " ".join(render_to_string(f"{prefix}_subject.txt", context).split())
+    # A subject is one line: a newline there would start a new header, and other control
+    # characters (NUL, ESC …) have no place in one either.
+    rendered = render_to_string(f"{prefix}_subject.txt", context)
+    subject = " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in rendered).split())
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string(f"{prefix}_body.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
+        to=[smtp_address(to)],
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(render_to_string(f"{prefix}_body.html", context), "text/html")

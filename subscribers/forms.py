@@ -41,8 +41,10 @@ class PurposeBlock(LayoutObject):
 def normalise_email(value: str) -> str:
     """Validate and normalise an address without mangling it.
 
-    The domain is lower-cased (and kept in Unicode for internationalised domains); the
-    local part is kept exactly as typed, plus-tags included.
+    The domain is lower-cased (and kept in Unicode for internationalised domains, sent as
+    IDNA 2008: ``addresses.smtp_address``); the local part is kept exactly as typed,
+    plus-tags included. A non-ASCII local part is refused: it needs SMTPUTF8 at every hop
+    and in every provider, which we cannot promise.
     """
     try:
         result = validate_email(value.strip(), check_deliverability=False)
@@ -50,6 +52,13 @@ def normalise_email(value: str) -> str:
         raise forms.ValidationError(
             _("This doesn't look like an email address: %(reason)s"), params={"reason": str(exc)}
         ) from exc
+    if result.smtputf8:
+        raise forms.ValidationError(
+            _(
+                "We can't send to addresses with accented or non-Latin letters before the @ yet. "
+                "Please use another address."
+            )
+        )
     return result.normalized
 
 

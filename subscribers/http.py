@@ -33,7 +33,8 @@ def client_ip_for_ratelimit(request: HttpRequest) -> str:
 
 
 def user_agent(request: HttpRequest) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT]
+    # PostgreSQL text cannot hold NUL; a client may send one anyway.
+    return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:MAX_USER_AGENT]
 
 
 def embeddable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -57,7 +57,8 @@ def has_postal_address(subscriber: Subscriber) -> bool:
 def address_normalise(value: str) -> str:
     """The address as signup stores it (``forms.normalise_email``): domain lower-cased, local part kept."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized
+        # No SMTPUTF8 local parts, as at signup (``forms.normalise_email``).
+        return validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False).normalized
     except EmailNotValidError as exc:
         raise PreferenceError("invalid_address") from exc
 

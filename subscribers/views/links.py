@@ -68,7 +68,8 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             status=200 if restored else 400,
         )
     if request.method == "POST" and request.POST.get("confirm") == "1":
-        reason = request.POST.get("reason", "").strip()[:UNSUBSCRIBE_REASON_MAX]
+        # Free text kept in the evidence: PostgreSQL cannot store a NUL, so none is kept.
+        reason = request.POST.get("reason", "").replace("\x00", "").strip()[:UNSUBSCRIBE_REASON_MAX]
         everything = bool(request.POST.get("everything"))
         submitted: dict = {"confirm": True, "everything": everything}
         if reason:

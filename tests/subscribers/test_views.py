@@ -104,7 +104,8 @@ def test_outdated_form_asks_to_read_the_new_text(client, consent_texts):
     ("typed", "stored"),
     [
         ("Ada.Lovelace+news@Example.ORG", "Ada.Lovelace+news@example.org"),
-        ("jürgen@bücher.example", "jürgen@bücher.example"),
+        # Non-ASCII local parts are refused (tests/fuzz/test_addresses.py); IDN domains are kept.
+        ("juergen@Bücher.example", "juergen@bücher.example"),
         ("  ada@example.org ", "ada@example.org"),
     ],
 )
