@@ -18,8 +18,10 @@ from django.utils.safestring import SafeString, mark_safe
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
-WIDTH, HEIGHT = 720, 300
-LEFT, RIGHT, TOP, BOTTOM = 64, 150, 36, 48
+WIDTH, HEIGHT = 760, 300
+LEFT, RIGHT, TOP, BOTTOM = 78, 190, 36, 48
+# Rough width of a character at 12 px, to keep labels from overlapping or running off.
+CHAR = 6.8
 _ids = itertools.count(1)
 
 
@@ -106,7 +108,8 @@ def line_chart(
             f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#444">'
             f"{_number(value, percent)}</text>"
         )
-    every = max(1, math.ceil(n / 8))
+    widest = max((len(label) for label in x_labels), default=1) * CHAR + 16
+    every = max(1, math.ceil(n / max(int(plot_w // widest), 1)))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
             out.append(
@@ -136,7 +139,8 @@ def line_chart(
         out.append(
             f'<line x1="{WIDTH - RIGHT + 10}" x2="{WIDTH - RIGHT + 30}" y1="{ly}" y2="{ly}" '
             f'stroke="{color}" stroke-width="3"{style}/>'
-            f'<text x="{WIDTH - RIGHT + 34}" y="{ly + 4}" fill="#222">{escape(legend[:24])}</text>'
+            f'<text x="{WIDTH - RIGHT + 34}" y="{ly + 4}" font-size="11" fill="#222">'
+            f"{escape(legend[:26])}</text>"
         )
     if not values:
         out.append(
@@ -173,8 +177,15 @@ def bar_chart(
             f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" fill="#222">'
             f"{escape(bar.label[:30])}</text>"
             f'<rect x="{label_w}" y="{y + 4}" width="{width:.1f}" height="{row_h - 8}" fill="{bar.color}"/>'
-            f'<text x="{x(bar.value) + 6:.1f}" y="{y + 17}" fill="#222">{escape(bar.text)}</text>'
         )
+        # The number after the bar, or inside its end when it would run off the chart.
+        if x(bar.value) + 6 + len(bar.text) * CHAR <= WIDTH:
+            out.append(f'<text x="{x(bar.value) + 6:.1f}" y="{y + 17}" fill="#222">{escape(bar.text)}</text>')
+        else:
+            out.append(
+                f'<text x="{x(bar.value) - 6:.1f}" y="{y + 17}" text-anchor="end" fill="#fff" '
+                f'font-weight="bold">{escape(bar.text)}</text>'
+            )
     bottom = top_y + row_h * max(len(bars), 1)
     out.append(
         f'<line x1="{label_w}" x2="{label_w}" y1="{top_y}" y2="{bottom}" stroke="#444"/>'
