@@ -253,9 +253,10 @@ class CampaignStat(models.Model):
     """How many of a campaign's deliveries reached a stage in one hour: the report's counters.
 
     Delivered, bounced, complained, opened and clicked are added as provider events are
-    processed (``marketing.reports.counters``), each delivery once per stage; sent and
-    tracked are rebuilt from the deliveries by the reports rollup task. A campaign's report
-    sums a few hundred of these rows instead of counting its deliveries or events.
+    processed (``marketing.reports.counters``), each delivery once per stage; sent, tracked
+    and unsubscribed are rebuilt by the reports rollup task (``marketing.reports.rollup``).
+    A campaign's report sums a few hundred of these rows instead of counting its deliveries
+    or events.
     """
 
     class Metric(models.TextChoices):
@@ -266,6 +267,7 @@ class CampaignStat(models.Model):
         COMPLAINED = "complained", _("Complained")
         OPENED = "opened", _("Opened")
         CLICKED = "clicked", _("Clicked")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="stats", db_index=False)
     metric = models.CharField(max_length=12, choices=Metric.choices)

@@ -80,6 +80,7 @@ class Migration(migrations.Migration):
                             ("complained", "Complained"),
                             ("opened", "Opened"),
                             ("clicked", "Clicked"),
+                            ("unsubscribed", "Unsubscribed"),
                         ],
                         max_length=12,
                     ),

@@ -7,9 +7,10 @@ rollup task, so they can trail dispatch by one ``LIST_HEALTH_ROLLUP_EVERY_SECOND
 
 **Unsubscribed** is recipients who withdrew consent to the campaign's purpose by email,
 in any way (its link, the preference centre, the provider, a complaint), after it started
-and before the next campaign for that purpose started: the last campaign they got is the
-one that made them go. One query over the ledger's withdrawals in that window (its
-``occurred_at`` index), however large the audience.
+and before the next campaign for that purpose started, within ``ATTRIBUTION_DAYS``: the
+last campaign they got is the one that made them go. Counting them reads the ledger's
+events in that window, so the rollup task does it (while the window is open) and the
+page reads the result.
 
 **Opened** and **clicked** are shares of *trackable* recipients, those whose message
 carried tracking because they agreed to it; nobody else's opens or clicks are known.
@@ -31,6 +32,8 @@ from subscribers.models import Channel, ConsentEvent
 Metric = CampaignStat.Metric
 # Beyond this many hours the timeline counts per day.
 HOURLY_UP_TO = 72
+# A withdrawal later than this after a campaign started is not put down to that campaign.
+ATTRIBUTION_DAYS = 30
 TIMELINE_SERIES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
 
 
@@ -60,19 +63,20 @@ class CampaignReport:
     stages: list[Stage]
     timeline: Timeline
     trackable: int
-    unsubscribe_window: tuple[datetime, datetime] | None
 
     def stage(self, key: str) -> Stage:
         return next(s for s in self.stages if s.key == key)
 
 
 def unsubscribe_window(campaign: Campaign) -> tuple[datetime, datetime] | None:
-    """From the campaign's start to the next start of a campaign for the same purpose (or now)."""
+    """From the campaign's start to the next start of a campaign for the same purpose, at most
+    ``ATTRIBUTION_DAYS`` and not past now."""
     if campaign.started_at is None:
         return None
     later = Campaign.objects.filter(purpose_id=campaign.purpose_id, started_at__gt=campaign.started_at)
-    end = later.order_by("started_at").values_list("started_at", flat=True).first()
-    return campaign.started_at, end or timezone.now()
+    next_start = later.order_by("started_at").values_list("started_at", flat=True).first()
+    ends = [campaign.started_at + timedelta(days=ATTRIBUTION_DAYS), timezone.now()]
+    return campaign.started_at, min([*ends, next_start] if next_start else ends)
 
 
 def unsubscribers(campaign: Campaign, window: tuple[datetime, datetime]) -> dict[int, datetime]:
@@ -104,9 +108,6 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
     )
     for row in stats:
         per_hour[row["metric"]][row["hour"]] += row["n"]
-    window = unsubscribe_window(campaign)
-    for at in (unsubscribers(campaign, window) if window else {}).values():
-        per_hour["unsubscribed"][hour_of(at)] += 1
     total = {metric: sum(counts.values()) for metric, counts in per_hour.items()}
     sent, trackable = campaign.sent_count, total.get(Metric.TRACKED, 0)
     targeted = campaign.recipients_count
@@ -116,12 +117,12 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
         Stage("delivered", "Delivered", total.get(Metric.DELIVERED, 0), sent, "sent"),
         Stage("bounced", "Bounced", campaign.bounced_count, sent, "sent"),
         Stage("complained", "Complained", campaign.complained_count, sent, "sent"),
-        Stage("unsubscribed", "Unsubscribed", total.get("unsubscribed", 0), sent, "sent"),
+        Stage("unsubscribed", "Unsubscribed", total.get(Metric.UNSUBSCRIBED, 0), sent, "sent"),
         Stage("trackable", "Trackable (agreed to tracking)", trackable, sent, "sent"),
         Stage("opened", "Opened", total.get(Metric.OPENED, 0), trackable, "trackable"),
         Stage("clicked", "Clicked", total.get(Metric.CLICKED, 0), trackable, "trackable"),
     ]
-    return CampaignReport(campaign, stages, _timeline(campaign, per_hour), trackable, window)
+    return CampaignReport(campaign, stages, _timeline(campaign, per_hour), trackable)
 
 
 def _timeline(campaign: Campaign, per_hour: dict[str, Counter[datetime]]) -> Timeline:

@@ -5,6 +5,10 @@ message left nor whether it carried tracking; both are counted here from the del
 one aggregate per campaign whose sum no longer matches its ``sent_count`` (a campaign
 sending now, or one never rolled up), so finished campaigns cost nothing.
 
+**Unsubscribed per hour**, for each campaign whose attribution window
+(``campaign.unsubscribe_window``) may still be open: one query over the ledger's
+withdrawals in the window.
+
 **List health per day.** For each purpose and channel: consent requests, confirmations and
 withdrawals from the ledger (its ``occurred_at`` index), and active consents at the end of
 the day; list-wide: new subscribers, suppressions, and subscribers with any active
@@ -27,6 +31,7 @@ from django.db.models.functions import Coalesce, TruncDate, TruncHour
 from django.utils import timezone
 
 from marketing.models import Campaign, CampaignStat, Delivery, ListHealthDay
+from marketing.reports.campaign import ATTRIBUTION_DAYS, unsubscribe_window, unsubscribers
 from marketing.reports.counters import hour_of
 from subscribers.models import ConsentEvent, ConsentState, Purpose, Subscriber, Suppression
 
@@ -37,6 +42,29 @@ LEDGER_KINDS: dict[str, str] = {
     Kind.CONFIRMED: "confirmed",
     Kind.WITHDRAWN: "withdrawn",
 }
+
+
+def campaign_stats_refresh(*, now: datetime | None = None) -> list[int]:
+    """Rebuild sent, tracked and unsubscribed where they may have moved. The campaigns' ids."""
+    now = now or timezone.now()
+    moved = set(campaign_sends_refresh())
+    # A day more than the window, so a window that closed since the last run is completed.
+    since = now - timedelta(days=ATTRIBUTION_DAYS + 1)
+    for campaign in Campaign.objects.filter(started_at__gte=since):
+        campaign_unsubscribes_rebuild(campaign=campaign)
+        moved.add(campaign.pk)
+    return sorted(moved)
+
+
+@transaction.atomic
+def campaign_unsubscribes_rebuild(*, campaign: Campaign) -> None:
+    window = unsubscribe_window(campaign)
+    per_hour = Counter(hour_of(at) for at in (unsubscribers(campaign, window) if window else {}).values())
+    CampaignStat.objects.filter(campaign_id=campaign.pk, metric=Metric.UNSUBSCRIBED).delete()
+    CampaignStat.objects.bulk_create(
+        CampaignStat(campaign_id=campaign.pk, metric=Metric.UNSUBSCRIBED, hour=hour, count=n)
+        for hour, n in per_hour.items()
+    )
 
 
 def campaign_sends_refresh() -> list[int]:
@@ -169,4 +197,4 @@ def _list_wide(days: list[date], since: datetime, until: datetime, now: datetime
 
 def reports_refresh() -> dict[str, int]:
     """Everything the beat task rebuilds; what it did, for the task's result."""
-    return {"campaigns": len(campaign_sends_refresh()), "list_health_rows": list_health_refresh()}
+    return {"campaigns": len(campaign_stats_refresh()), "list_health_rows": list_health_refresh()}

@@ -123,7 +123,7 @@ def reported(client, campaign, readers):
     subscriber_services.consent_withdraw(
         subscriber=readers["bob"], purpose=campaign.purpose, channel=Channel.EMAIL, evidence=WEB
     )
-    rollup.campaign_sends_refresh()
+    rollup.campaign_stats_refresh()
     return d
 
 

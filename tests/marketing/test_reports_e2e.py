@@ -82,7 +82,7 @@ def test_a_bounce_and_a_complaint_suppress_withdraw_pause_and_show_in_the_report
     assert (withdrawal.purpose_id, withdrawal.source) == (audience.purpose.pk, "provider")
     assert not ConsentEvent.objects.filter(subscriber=bouncer.subscriber, kind="withdrawn").exists()
 
-    rollup.campaign_sends_refresh()
+    rollup.campaign_stats_refresh()
     numbers = {s.key: s.count for s in campaign_report(campaign).stages}
     assert numbers["targeted"] == 30
     assert numbers["sent"] == campaign.sent_count >= 2
