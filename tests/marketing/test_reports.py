@@ -385,3 +385,16 @@ def test_report_pages_cost_the_same_queries_for_10_or_200_recipients(
     for url in pages:
         with django_assert_max_num_queries(small[url]):
             assert client.get(url).status_code == 200
+
+
+def test_a_withdrawal_counts_for_the_last_campaign_the_reader_got(campaign, readers, consent_texts):
+    later = services.campaign_create(
+        actor=None, name="April", purpose=consent_texts["newsletter"].purpose, subject="April", body="Hi"
+    )
+    services.campaign_send(campaign_id=later.pk, actor=None)  # runs eagerly
+    subscriber_services.consent_withdraw(
+        subscriber=readers["ada"], purpose=campaign.purpose, channel=Channel.EMAIL, evidence=WEB
+    )
+    rollup.campaign_stats_refresh()
+    first, second = (campaign_report(Campaign.objects.get(pk=c.pk)) for c in (campaign, later))
+    assert (first.stage("unsubscribed").count, second.stage("unsubscribed").count) == (0, 1)
