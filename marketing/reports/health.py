@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from marketing.models import Campaign, ListHealthDay
@@ -103,7 +102,3 @@ def complaint_rates(*, limit: int = RECENT_CAMPAIGNS) -> list[ComplaintRate]:
     """The latest campaigns that sent anything, newest first."""
     sent = Campaign.objects.filter(sent_count__gt=0).order_by("-started_at", "-pk")[:limit]
     return [ComplaintRate(campaign) for campaign in sent]
-
-
-def last_rollup() -> datetime | None:
-    return ListHealthDay.objects.aggregate(at=Max("refreshed_at"))["at"]
