@@ -16,12 +16,47 @@ from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import path, reverse
 from django_ratelimit.core import is_ratelimited
 
 logger = logging.getLogger(__name__)
 
 
 class PlatformAdminSite(admin.AdminSite):
+    def get_urls(self) -> list[Any]:
+        # Imported late: the marketing app's models load after the admin site is built.
+        from marketing.reports import views as reports
+
+        return [
+            path(
+                "reports/list-health/",
+                self.admin_view(lambda request: reports.list_health_view(request, self)),
+                name="reports_list_health",
+            ),
+            path(
+                "reports/list-health/<slug:table>.csv",
+                self.admin_view(reports.list_health_csv_view),
+                name="reports_list_health_csv",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        """The apps, and on the index a "Reports" entry with the list-health dashboard."""
+        from marketing.reports import views as reports
+
+        apps = super().get_app_list(request, app_label)
+        if app_label is None and reports.may_see_reports(request):
+            url = reverse("admin:reports_list_health", current_app=self.name)
+            dashboard = {
+                "name": "List health",
+                "object_name": "ListHealth",
+                "admin_url": url,
+                "view_only": True,
+            }
+            apps.append({"name": "Reports", "app_label": "reports", "app_url": url, "models": [dashboard]})
+        return apps
+
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST" and self._too_many_attempts(request):
             logger.warning("admin login rate limit reached")

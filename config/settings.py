@@ -265,6 +265,10 @@ SOFT_BOUNCE_LIMIT = env.int("SOFT_BOUNCE_LIMIT", default=3)
 GUARDRAIL_COMPLAINT_RATE = env.float("GUARDRAIL_COMPLAINT_RATE", default=0.001)
 GUARDRAIL_BOUNCE_RATE = env.float("GUARDRAIL_BOUNCE_RATE", default=0.05)
 GUARDRAIL_MIN_SENT = env.int("GUARDRAIL_MIN_SENT", default=100)
+# Reports: the days the list-health dashboard shows (and its first rollup rebuilds), and the
+# complaint rate mailbox providers never want reached (Gmail and Yahoo: 0.3%).
+LIST_HEALTH_DAYS = env.int("LIST_HEALTH_DAYS", default=90)
+REPORT_COMPLAINT_LINE = env.float("REPORT_COMPLAINT_LINE", default=0.003)
 
 # --- Celery -----------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
@@ -303,6 +307,10 @@ CELERY_BEAT_SCHEDULE = {
     "process-pending-delivery-events": {
         "task": "marketing.process_pending_delivery_events",
         "schedule": env.float("PROCESS_PENDING_EVENTS_EVERY_SECONDS", default=300.0),
+    },
+    "refresh-reports": {
+        "task": "marketing.refresh_reports",
+        "schedule": env.float("LIST_HEALTH_ROLLUP_EVERY_SECONDS", default=600.0),
     },
 }
 

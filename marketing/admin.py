@@ -30,6 +30,7 @@ from django.http import (
     HttpResponseRedirect,
     JsonResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -38,6 +39,7 @@ from django.utils.dateparse import parse_datetime
 
 from marketing import rendering, services
 from marketing.models import Campaign, CampaignAction, Delivery, DeliveryEvent, Layout
+from marketing.reports import views as report_views
 from marketing.samples import (
     campaign_progress,
     html_part,
@@ -211,8 +213,20 @@ class CampaignAdmin(admin.ModelAdmin):
             path("<int:pk>/preview/", view(self.preview_view), name="marketing_campaign_preview"),
             path("<int:pk>/progress.json", view(self.progress_view), name="marketing_campaign_progress"),
             path("<int:pk>/actions/<slug:action>/", view(self.action_view), name="marketing_campaign_action"),
+            path("<int:pk>/report/", view(self.report_view), name="marketing_campaign_report"),
+            path(
+                "<int:pk>/report/<slug:table>.csv",
+                view(self.report_csv_view),
+                name="marketing_campaign_report_csv",
+            ),
             *super().get_urls(),
         ]
+
+    def report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return report_views.campaign_report_view(request, self.admin_site, pk)
+
+    def report_csv_view(self, request: HttpRequest, pk: int, table: str) -> HttpResponseBase:
+        return report_views.campaign_csv_view(request, pk, table)
 
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign.objects.select_related("purpose", "layout"), pk=pk)

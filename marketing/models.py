@@ -140,6 +140,7 @@ class Delivery(models.Model):
                 condition=~models.Q(provider_message_id=""),
             ),
         ]
+        permissions = [("export_recipients", "Can download a campaign's recipients with their outcome")]
 
     def __str__(self) -> str:
         return f"{self.campaign_id}/{self.subscriber_id}: {self.status}"
@@ -158,6 +159,7 @@ class CampaignAction(models.Model):
         RESUME = "resume", _("Resumed")
         CANCEL = "cancel", _("Cancelled")
         FINISH = "finish", _("Finished")
+        EXPORT = "export", _("Downloaded a report table")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="actions")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -245,3 +247,76 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.esp_name} {self.event_type} #{self.pk}"
+
+
+class CampaignStat(models.Model):
+    """How many of a campaign's deliveries reached a stage in one hour: the report's counters.
+
+    Delivered, bounced, complained, opened and clicked are added as provider events are
+    processed (``marketing.reports.counters``), each delivery once per stage; sent, tracked
+    and unsubscribed are rebuilt by the reports rollup task (``marketing.reports.rollup``).
+    A campaign's report sums a few hundred of these rows instead of counting its deliveries
+    or events.
+    """
+
+    class Metric(models.TextChoices):
+        SENT = "sent", _("Sent")
+        TRACKED = "tracked", _("Sent with tracking")
+        DELIVERED = "delivered", _("Delivered")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+        OPENED = "opened", _("Opened")
+        CLICKED = "clicked", _("Clicked")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="stats", db_index=False)
+    metric = models.CharField(max_length=12, choices=Metric.choices)
+    hour = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "metric", "hour"], name="campaign_stat_once_per_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.metric} {self.hour:%Y-%m-%d %H}h: {self.count}"
+
+
+class ListHealthDay(models.Model):
+    """One day of the list-health dashboard, per purpose and channel, or (no purpose) list-wide.
+
+    Rebuilt by the reports rollup task from the consent ledger, the current consents and
+    the suppressions, so the dashboard reads a few hundred rows however long the list is.
+    ``active`` is the count of active consents at the end of the day (list-wide: subscribers
+    with at least one); today's is the count when the rollup last ran.
+    """
+
+    day = models.DateField()
+    purpose = models.ForeignKey(
+        Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    channel = models.CharField(max_length=10, blank=True)
+    active = models.PositiveIntegerField(null=True, blank=True)
+    requested = models.PositiveIntegerField(default=0)
+    confirmed = models.PositiveIntegerField(default=0)
+    withdrawn = models.PositiveIntegerField(default=0)
+    new_subscribers = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "purpose", "channel"],
+                condition=models.Q(purpose__isnull=False),
+                name="list_health_day_per_purpose",
+            ),
+            models.UniqueConstraint(
+                fields=["day"], condition=models.Q(purpose__isnull=True), name="list_health_day_list_wide"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.purpose_id or 'all'}/{self.channel}"

@@ -22,7 +22,8 @@ that task, in one transaction per event:
   complaint/unsubscribe list        send there anyway); no withdrawal, no count
   ================================  =========================================================
 
-  every ledger event with the provider as source and actor; each delivery counts once;
+  every ledger event with the provider as source and actor; each delivery counts once
+  (also in the report's hourly counters, ``marketing.reports.counters``);
 - check the campaign's guardrails (``marketing.guardrails``).
 
 A provider event never gives consent: "resubscribed" is stored and nothing else.
@@ -40,6 +41,7 @@ from django.utils import timezone
 from marketing import events, guardrails, services
 from marketing.events import ProviderEvent
 from marketing.models import Campaign, Delivery, DeliveryEvent
+from marketing.reports import counters
 from subscribers import services as subscriber_services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, Subscriber, Suppression
@@ -171,6 +173,7 @@ def _act(row: DeliveryEvent, delivery: Delivery) -> str:
             counted["bounced"] = _first_for_delivery(row, delivery, BOUNCES)
     elif kind == events.REJECTED and reason in REJECTED_REASONS:
         done.append(_suppress(row, subscriber, REJECTED_REASONS[reason], evidence))
+    counters.delivery_event_count(row=row, delivery=delivery, **counted)
     if any(counted.values()):
         services.campaign_count(campaign_id=campaign.pk, **counted)
         guardrails.campaign_guard(campaign_id=campaign.pk)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from marketing import dispatch, guardrails, provider_events, services
 from marketing.models import Campaign, Delivery
+from marketing.reports import rollup
 
 
 # A dropped database connection (failover, restart) ends the run; a batch it held is
@@ -83,3 +84,9 @@ def process_pending_delivery_events() -> int:
 )
 def notify_campaign_paused(campaign_id: int) -> int:
     return guardrails.send_pause_notice(campaign_id=campaign_id)
+
+
+@shared_task(name="marketing.refresh_reports")
+def refresh_reports() -> dict[str, int]:
+    """Rebuild the report rollups: sent per hour of moving campaigns, list health per day."""
+    return rollup.reports_refresh()
