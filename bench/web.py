@@ -16,9 +16,16 @@ CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
 def start_gunicorn(
-    supervisor: Supervisor, config: Config, *, workers: int, threads: int, **env: str
+    supervisor: Supervisor,
+    config: Config,
+    *,
+    workers: int,
+    threads: int,
+    worker_class: str = "gthread",
+    **env: str,
 ) -> tuple[Child, int]:
-    """gunicorn with gthread workers (they keep connections alive) on a free loopback port."""
+    """gunicorn on a free loopback port: gthread workers keep connections alive; sync ones
+    (one request at a time, a connection each) cost less CPU a request."""
     port = free_port()
     command = [
         str(config.python),
@@ -30,7 +37,7 @@ def start_gunicorn(
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
+        worker_class,
         "--threads",
         str(threads),
         "--keep-alive",

@@ -8,6 +8,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, LayoutObject, Submit
 from django import forms
 from django.template.loader import render_to_string
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from email_validator import EmailNotValidError, validate_email
 
@@ -92,7 +93,11 @@ class SignupForm(forms.Form):
                 self.fields[self.consent_field(offer, channel)] = forms.BooleanField(
                     required=False, initial=False, label=f"{offer.text.statement}{how}"
                 )
-        self.helper = self._helper()
+
+    @cached_property
+    def helper(self) -> FormHelper:
+        # Only rendering needs the layout: a POST that validates and redirects never builds it.
+        return self._helper()
 
     @staticmethod
     def consent_field(offer: SignupOffer, channel: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +99,18 @@ def event_hash(
     )
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What one event says: consent events name a purpose, a channel and the text version;
+    events about the subscriber as a whole (profile, pause, erasure) pass ``purpose=None,
+    channel=""``."""
+
+    purpose: Purpose | None
+    channel: Channel | str
+    kind: ConsentEvent.Kind | str
+    consent_text: ConsentText | None
+
+
 def append(
     subscriber: Subscriber,
     *,
@@ -110,75 +122,104 @@ def append(
     request: ConfirmationRequest | None = None,
     occurred_at: datetime | None = None,
 ) -> ConsentEvent:
-    """Append one event to ``subscriber``'s chain.
+    """Append one event to ``subscriber``'s chain (see ``append_many``)."""
+    entry = Entry(purpose=purpose, channel=channel, kind=kind, consent_text=consent_text)
+    [event] = append_many(subscriber, [entry], evidence=evidence, request=request, occurred_at=occurred_at)
+    return event
 
-    Consent events name a purpose, a channel and the text version; events about the
-    subscriber as a whole (profile, pause, erasure) pass ``purpose=None, channel=""``.
 
-    The caller holds ``subscriber`` locked (``select_for_update``) inside its transaction;
-    the unique (subscriber, seq) constraint catches a caller that did not.
+def append_many(
+    subscriber: Subscriber,
+    entries: Sequence[Entry],
+    *,
+    evidence: Evidence,
+    request: ConfirmationRequest | None = None,
+    occurred_at: datetime | None = None,
+) -> list[ConsentEvent]:
+    """Append ``entries`` to ``subscriber``'s chain, in order, with the same evidence.
+
+    Three statements whatever the number of entries (events, their evidence, the chain
+    head): a signup ticking several boxes costs what one box does. Each event gets its own
+    salt, so no two evidence digests can be compared.
+
+    The caller holds ``subscriber`` locked (``select_for_update``, or a row it has just
+    inserted) inside its transaction; the unique (subscriber, seq) constraint catches a
+    caller that did not.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger.append must run inside the caller's transaction")
-    if (purpose is None) != (consent_text is None):
+    if any((e.purpose is None) != (e.consent_text is None) for e in entries):
         raise ValueError("a consent event names both its purpose and its text version; others neither")
     occurred_at = occurred_at or timezone.now()
-    salt = secrets.token_hex(16)
-    e_digest = evidence_digest(
-        salt=salt,
-        ip_address=evidence.ip_address,
-        user_agent=evidence.user_agent,
-        page_url=evidence.page_url,
-        submitted=evidence.submitted,
-    )
-    seq = subscriber.ledger_seq + 1
+    seq = subscriber.ledger_seq
     prev = subscriber.ledger_head or GENESIS
-    event = ConsentEvent(
-        subscriber=subscriber,
-        seq=seq,
-        purpose=purpose,
-        channel=str(channel),
-        kind=str(kind),
-        consent_text=consent_text,
-        request=request,
-        occurred_at=occurred_at,
-        source=evidence.source,
-        actor=evidence.actor,
-        actor_user_id=evidence.actor_user_id,
-        actor_label=evidence.actor_label,
-        evidence_digest=e_digest,
-        prev_hash=prev,
-    )
-    event.hash = event_hash(
-        subscriber_id=subscriber.pk,
-        seq=seq,
-        purpose_id=purpose.pk if purpose else None,
-        channel=event.channel,
-        kind=event.kind,
-        consent_text_id=consent_text.pk if consent_text else None,
-        consent_text_digest=consent_text.digest if consent_text else None,
-        request_id=request.pk if request else None,
-        occurred_at=occurred_at,
-        source=event.source,
-        actor=event.actor,
-        actor_user_id=event.actor_user_id,
-        actor_label=event.actor_label,
-        evidence_digest=e_digest,
-        prev_hash=prev,
-    )
-    event.save(force_insert=True)
-    ConsentEvidence.objects.create(
-        event=event,
-        ip_address=evidence.ip_address,
-        user_agent=evidence.user_agent,
-        page_url=evidence.page_url,
-        submitted=evidence.submitted,
-        salt=salt,
-    )
+    events: list[ConsentEvent] = []
+    evidences: list[ConsentEvidence] = []
+    for entry in entries:
+        seq += 1
+        salt = secrets.token_hex(16)
+        e_digest = evidence_digest(
+            salt=salt,
+            ip_address=evidence.ip_address,
+            user_agent=evidence.user_agent,
+            page_url=evidence.page_url,
+            submitted=evidence.submitted,
+        )
+        purpose, consent_text = entry.purpose, entry.consent_text
+        event = ConsentEvent(
+            subscriber=subscriber,
+            seq=seq,
+            purpose=purpose,
+            channel=str(entry.channel),
+            kind=str(entry.kind),
+            consent_text=consent_text,
+            request=request,
+            occurred_at=occurred_at,
+            source=evidence.source,
+            actor=evidence.actor,
+            actor_user_id=evidence.actor_user_id,
+            actor_label=evidence.actor_label,
+            evidence_digest=e_digest,
+            prev_hash=prev,
+        )
+        event.hash = event_hash(
+            subscriber_id=subscriber.pk,
+            seq=seq,
+            purpose_id=purpose.pk if purpose else None,
+            channel=event.channel,
+            kind=event.kind,
+            consent_text_id=consent_text.pk if consent_text else None,
+            consent_text_digest=consent_text.digest if consent_text else None,
+            request_id=request.pk if request else None,
+            occurred_at=occurred_at,
+            source=event.source,
+            actor=event.actor,
+            actor_user_id=event.actor_user_id,
+            actor_label=event.actor_label,
+            evidence_digest=e_digest,
+            prev_hash=prev,
+        )
+        prev = event.hash
+        events.append(event)
+        evidences.append(
+            ConsentEvidence(
+                ip_address=evidence.ip_address,
+                user_agent=evidence.user_agent,
+                page_url=evidence.page_url,
+                submitted=evidence.submitted,
+                salt=salt,
+            )
+        )
+    if not events:
+        return []
+    ConsentEvent.objects.bulk_create(events)
+    for event, record in zip(events, evidences, strict=True):
+        record.event = event
+    ConsentEvidence.objects.bulk_create(evidences)
     subscriber.ledger_seq = seq
-    subscriber.ledger_head = event.hash
-    Subscriber.objects.filter(pk=subscriber.pk).update(ledger_seq=seq, ledger_head=event.hash)
-    return event
+    subscriber.ledger_head = prev
+    Subscriber.objects.filter(pk=subscriber.pk).update(ledger_seq=seq, ledger_head=prev)
+    return events
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
-from subscribers import emails, selectors, services
+from subscribers import audience_counts, emails, selectors, services
 from subscribers.models import Subscriber
 
 logger = logging.getLogger(__name__)
@@ -76,3 +76,8 @@ def queue_manage_link(subscriber: Subscriber) -> bool:
 @shared_task(name="subscribers.expire_confirmations")
 def expire_confirmations() -> int:
     return services.confirmations_expire()
+
+
+@shared_task(name="subscribers.count_audience")
+def count_audience(purpose_id: int) -> None:
+    audience_counts.breakdown_count(purpose_id=purpose_id)

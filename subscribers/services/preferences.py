@@ -284,7 +284,7 @@ def email_change_confirm(*, request_id: Any, evidence: Evidence) -> EmailChangeR
     if subscriber.email is None:
         raise PreferenceError("unknown")  # erased since
     new_email = change.new_email
-    if Subscriber.objects.filter(email__iexact=new_email).exclude(pk=subscriber.pk).exists():
+    if selectors.subscribers_with_address(new_email).exclude(pk=subscriber.pk).exists():
         raise PreferenceError("address_taken")
     old_email = subscriber.email
     subscriber.email = new_email

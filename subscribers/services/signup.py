@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connections, router, transaction
+from django.db.models.constants import OnConflict
+from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
-from subscribers import ledger
+from subscribers import ledger, selectors
 from subscribers.ledger import Evidence
 from subscribers.models import (
     Channel,
@@ -68,20 +70,47 @@ def address_hash(email: str) -> str:
     return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
-def _lock_or_create_subscriber(*, email: str, language: str) -> Subscriber:
-    """The subscriber with this address, locked for this transaction (created if new)."""
-    for _attempt in range(2):
-        found = Subscriber.objects.select_for_update().filter(email__iexact=email).first()
+def _lock_or_create_subscriber(*, email: str, language: str) -> tuple[Subscriber, bool]:
+    """The subscriber with this address, locked for this transaction (created if new).
+
+    Returns it and whether it was created. The INSERT comes first: a new address, the common
+    case, costs one statement, and a row this transaction inserted is already locked by it.
+    """
+    new = Subscriber(email=email, email_hash=address_hash(email), language=language)
+    if _insert_unless_taken(new):
+        return new, True
+    for _attempt in range(3):
+        found = selectors.subscribers_with_address(email).select_for_update().first()
         if found:
-            return found
-        try:
-            with transaction.atomic():
-                return Subscriber.objects.create(
-                    email=email, email_hash=address_hash(email), language=language
-                )
-        except IntegrityError:
-            continue  # another signup created it a moment ago: lock that one
+            return found, False
+        if _insert_unless_taken(new):  # the holder was erased or changed address meanwhile
+            return new, True
     raise RuntimeError("could not create or lock the subscriber")
+
+
+def _insert_unless_taken(subscriber: Subscriber) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: False if another row holds the address (any case).
+
+    Waits for a concurrent transaction inserting the same address, then answers for it,
+    where a plain INSERT would abort this transaction with an IntegrityError.
+    """
+    meta = Subscriber._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    query = InsertQuery(Subscriber, on_conflict=OnConflict.IGNORE)
+    query.insert_values(fields, [subscriber])
+    db = router.db_for_write(Subscriber)
+    compiler = query.get_compiler(using=db)
+    compiler.returning_fields = [meta.pk]
+    [(sql, params)] = compiler.as_sql()
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    subscriber.pk = row[0]
+    subscriber._state.adding = False
+    subscriber._state.db = db
+    return True
 
 
 @transaction.atomic
@@ -101,11 +130,13 @@ def subscriber_sign_up(
     """
     if not choices:
         raise ValueError("a signup needs at least one choice")
-    subscriber = _lock_or_create_subscriber(email=email, language=language)
-    states = {
-        (s.purpose_id, s.channel): s
-        for s in ConsentState.objects.select_for_update().filter(subscriber=subscriber)
-    }
+    subscriber, created = _lock_or_create_subscriber(email=email, language=language)
+    states = {}
+    if not created:  # a new subscriber has no consents yet: nothing to read
+        states = {
+            (s.purpose_id, s.channel): s
+            for s in ConsentState.objects.select_for_update().filter(subscriber=subscriber)
+        }
     to_request = [
         c
         for c in choices
@@ -121,30 +152,49 @@ def subscriber_sign_up(
             created_at=now,
             expires_at=now + timedelta(days=settings.CONFIRMATION_EXPIRY_DAYS),
         )
-        for choice in to_request:
-            event = ledger.append(
-                subscriber,
-                purpose=choice.purpose,
-                channel=choice.channel,
-                kind=ConsentEvent.Kind.REQUESTED,
-                consent_text=choice.consent_text,
-                evidence=evidence,
-                request=request,
-                occurred_at=now,
-            )
-            ConsentState.objects.update_or_create(
-                subscriber=subscriber,
-                purpose=choice.purpose,
-                channel=choice.channel,
-                defaults={
-                    "status": ConsentState.Status.PENDING,
-                    "consent_text": choice.consent_text,
-                    "requested_at": now,
-                    "confirmed_at": None,
-                    "withdrawn_at": None,
-                    "last_event": event,
-                },
-            )
+        events = ledger.append_many(
+            subscriber,
+            [
+                ledger.Entry(
+                    purpose=c.purpose,
+                    channel=c.channel,
+                    kind=ConsentEvent.Kind.REQUESTED,
+                    consent_text=c.consent_text,
+                )
+                for c in to_request
+            ],
+            evidence=evidence,
+            request=request,
+            occurred_at=now,
+        )
+        # One INSERT ... ON CONFLICT DO UPDATE for every choice; a subscriber's own
+        # frequency and last-sent time are kept.
+        ConsentState.objects.bulk_create(
+            [
+                ConsentState(
+                    subscriber=subscriber,
+                    purpose=choice.purpose,
+                    channel=choice.channel,
+                    status=ConsentState.Status.PENDING,
+                    consent_text=choice.consent_text,
+                    requested_at=now,
+                    confirmed_at=None,
+                    withdrawn_at=None,
+                    last_event=event,
+                )
+                for choice, event in zip(to_request, events, strict=True)
+            ],
+            update_conflicts=True,
+            unique_fields=["subscriber", "purpose", "channel"],
+            update_fields=[
+                "status",
+                "consent_text",
+                "requested_at",
+                "confirmed_at",
+                "withdrawn_at",
+                "last_event",
+            ],
+        )
         request_id = str(request.pk)
         transaction.on_commit(lambda: _tasks().send_confirmation_email.delay(request_id))
     else:

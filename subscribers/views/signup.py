@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.translation import get_language
 from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
@@ -16,6 +22,7 @@ from subscribers import selectors, services, tokens
 from subscribers.forms import SignupForm
 from subscribers.http import embeddable
 from subscribers.models import ConfirmationRequest, ConsentEvent
+from subscribers.selectors import SignupOffer
 from subscribers.views.common import evidence_from as _evidence
 
 logger = logging.getLogger(__name__)
@@ -30,27 +37,67 @@ def _signup_rate(group: str, request: HttpRequest) -> str:
 @ratelimit(key="ip", rate=_signup_rate, method="POST", block=False)
 def signup(request: HttpRequest) -> HttpResponse:
     offers = selectors.signup_offers(language=get_language())
-    form = SignupForm(request.POST or None, offers=offers)
-    if request.method == "POST":
-        if getattr(request, "limited", False):
-            logger.info("signup rate limit reached")
-            return render(request, "subscribers/rate_limited.html", status=429)
-        if form.is_bot:
-            logger.info("signup honeypot filled; nothing stored")
-            return redirect("subscribers:check_inbox")
-        if form.is_valid():
-            services.subscriber_sign_up(
-                email=form.cleaned_data["email"],
-                name=form.cleaned_data.get("name", "").strip(),
-                choices=form.choices(),
-                postal_address=form.postal_address(),
-                evidence=_evidence(request, ConsentEvent.Source.SIGNUP_PAGE, form.submitted()),
-                language=get_language() or settings.LANGUAGE_CODE,
+    if request.method != "POST":
+        return _blank_page(request, offers)
+    if getattr(request, "limited", False):
+        logger.info("signup rate limit reached")
+        return render(request, "subscribers/rate_limited.html", status=429)
+    form = SignupForm(request.POST, offers=offers)
+    if form.is_bot:
+        logger.info("signup honeypot filled; nothing stored")
+        return redirect("subscribers:check_inbox")
+    if form.is_valid():
+        services.subscriber_sign_up(
+            email=form.cleaned_data["email"],
+            name=form.cleaned_data.get("name", "").strip(),
+            choices=form.choices(),
+            postal_address=form.postal_address(),
+            evidence=_evidence(request, ConsentEvent.Source.SIGNUP_PAGE, form.submitted()),
+            language=get_language() or settings.LANGUAGE_CODE,
+        )
+        # The same answer whether the address is new, pending or already subscribed.
+        return redirect("subscribers:check_inbox")
+    return render(request, "subscribers/signup.html", {"form": form, "offers": offers}, status=400)
+
+
+# The blank signup page is the same for every visitor but for its CSRF token, and rendering
+# its form (crispy, a template per field) is most of a request's CPU. It is rendered once per
+# process for each wording on offer, with a placeholder where the token goes; each visitor
+# gets their own token put in. A new text version or an edited purpose changes the key.
+_CSRF_PLACEHOLDER = "csrf" + secrets.token_hex(30)
+_blank_pages: dict[tuple[Any, ...], str] = {}
+_BLANK_PAGES_KEPT = 32
+
+
+@receiver(setting_changed)
+def _forget_blank_pages(**kwargs: Any) -> None:
+    _blank_pages.clear()  # tests change the organisation's name, static files …
+
+
+def _blank_page(request: HttpRequest, offers: list[SignupOffer]) -> HttpResponse:
+    key = (
+        get_language(),
+        tuple(
+            (
+                o.text.pk,
+                o.purpose.pk,
+                o.purpose.name,
+                o.purpose.description,
+                o.purpose.kind,
+                *o.purpose.channels,
             )
-            # The same answer whether the address is new, pending or already subscribed.
-            return redirect("subscribers:check_inbox")
-    status = 400 if form.errors else 200
-    return render(request, "subscribers/signup.html", {"form": form, "offers": offers}, status=status)
+            for o in offers
+        ),
+    )
+    page = _blank_pages.get(key)
+    if page is None:
+        context = {"form": SignupForm(offers=offers), "offers": offers, "csrf_token": _CSRF_PLACEHOLDER}
+        page = render_to_string("subscribers/signup.html", context, request=request)
+        if len(_blank_pages) >= _BLANK_PAGES_KEPT:
+            _blank_pages.clear()
+        _blank_pages[key] = page
+    # get_token() also has the middleware set the CSRF cookie, as {% csrf_token %} would.
+    return HttpResponse(page.replace(_CSRF_PLACEHOLDER, get_token(request)))
 
 
 @embeddable

@@ -194,3 +194,95 @@ def test_staff_written_texts_are_shown_never_evaluated(client, consent_texts):
     assert "We use {{ 7|add:1 }} and {% now &#x27;Y&#x27; %} &lt;script&gt;" in html
     assert "News &lt;b&gt;&amp;&lt;/b&gt; {{ views }}" in html
     assert "<script>alert(1)" not in html
+
+
+# --- The page as served at scale (issue 6): cached once, each visitor's token put in ----
+
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def test_every_visitor_gets_their_own_csrf_token_and_can_sign_up(consent_texts):
+    from django.test import Client
+
+    pages = {}
+    for name in ("ada", "grace"):
+        visitor = Client(enforce_csrf_checks=True)
+        page = visitor.get(SIGNUP_URL)
+        assert page.status_code == 200
+        assert "csrftoken" in page.cookies
+        token = CSRF_INPUT.search(page.content.decode()).group(1)
+        pages[name] = (page.content.decode(), token)
+        answer = visitor.post(
+            SIGNUP_URL,
+            form_data(consent_texts, email=f"{name}@example.org", csrfmiddlewaretoken=token),
+        )
+        assert answer.status_code == 302
+    (ada_page, ada_token), (grace_page, grace_token) = pages["ada"], pages["grace"]
+    assert ada_token != grace_token
+    # The same page apart from the token, which is nowhere else in it.
+    assert ada_page.replace(ada_token, "T") == grace_page.replace(grace_token, "T")
+    assert ada_page.count(ada_token) == 1
+    assert Subscriber.objects.count() == 2
+
+
+def test_a_token_from_another_visitor_is_refused(consent_texts):
+    from django.test import Client
+
+    ada, mallory = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    ada.get(SIGNUP_URL)
+    token = CSRF_INPUT.search(mallory.get(SIGNUP_URL).content.decode()).group(1)
+    mallory_cookie = mallory.cookies["csrftoken"].value
+    assert ada.cookies["csrftoken"].value != mallory_cookie
+    refused = ada.post(SIGNUP_URL, form_data(consent_texts, csrfmiddlewaretoken=token + "x"))
+    assert refused.status_code == 403
+    assert not Subscriber.objects.exists()
+
+
+def test_what_staff_change_shows_on_the_next_page(client, consent_texts):
+    purpose = consent_texts["newsletter"].purpose
+    client.get(SIGNUP_URL)
+    purpose.name = "The Monthly Letter"
+    purpose.save()
+    assert "The Monthly Letter" in client.get(SIGNUP_URL).content.decode()
+    newer = publish_text(purpose, statement="Yes, the monthly letter please.")
+    page = client.get(SIGNUP_URL).content.decode()
+    assert "Yes, the monthly letter please." in page
+    assert f"consent_{newer.pk}_email" in page
+
+
+def test_an_empty_post_shows_the_form_with_its_errors(client, consent_texts):
+    response = client.post(SIGNUP_URL, {})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Please check the form" in html
+    assert "This field is required" in html
+    assert not Subscriber.objects.exists()
+
+
+def test_a_signup_post_costs_the_same_few_queries_for_one_box_or_three(
+    client, consent_texts, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    texts = [consent_texts[slug] for slug in ("newsletter", "promotions", "events") if slug in consent_texts]
+    boxes = {f"consent_{t.pk}_email": "on" for t in texts}
+    assert len(boxes) >= 2
+    # The offers; then in one transaction (a savepoint here) the subscriber, the request,
+    # the events, their evidence, the chain head and the states. The email is queued after.
+    with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(9):
+        response = client.post(SIGNUP_URL, {"email": "ada@example.org", **boxes})
+    assert response.status_code == 302
+    assert len(queued) == 1
+    events = ConsentEvent.objects.order_by("seq")
+    assert [e.seq for e in events] == list(range(1, len(boxes) + 1))
+    assert ConsentState.objects.filter(status="pending").count() == len(boxes)
+
+
+def test_signing_up_again_in_another_case_continues_the_same_chain(client, consent_texts):
+    from subscribers import ledger
+
+    client.post(SIGNUP_URL, form_data(consent_texts, email="Ada@Example.org"))
+    client.post(SIGNUP_URL, form_data(consent_texts, email="ADA@example.org"))
+    subscriber = Subscriber.objects.get()
+    assert subscriber.email == "Ada@example.org"
+    assert [e.seq for e in ConsentEvent.objects.order_by("seq")] == [1, 2]
+    assert subscriber.ledger_seq == 2
+    assert list(ledger.verify()) == []
