@@ -230,14 +230,20 @@ def _wide_select(
         quad = "demo_salts(g.n, {j})"
     names = " ".join(f"WHEN {i} THEN '{name}'" for i, name in enumerate(NAMES))
     raw = ", ".join(f"{quad.format(j=j)} AS r{j}" for j in quads)
+
+    def fence(level: int) -> str:
+        # A volatile column keeps each level from being merged into the next, which would
+        # compute a hash again wherever it is used; unlike OFFSET 0, it lets the halves of a
+        # chunk run in parallel.
+        return f", clock_timestamp() AS f{level}" if pg else ""
+
     sql = (
         f"SELECT g.n, %s + g.n - %s AS id, 'demo-' || {number} || '@example.net' AS email, "
         f"(CASE g.n %% {len(NAMES)} {names} END) || ' Demo ' || CAST(g.n AS TEXT) AS name, {raw} "
-        + ("FROM generate_series(%s, %s) AS g(n) OFFSET 0" if pg else "FROM g")
+        + (f"{fence(0)} FROM generate_series(%s, %s) AS g(n)" if pg else "FROM g")
     )
     params: list[Any] = [sub_id, origin] + ([key] * len(quads) + [first, last] if pg else [])
     # Evidence digests (``ledger.evidence_digest``): the evidence is the same but for the salt.
-    fence = " OFFSET 0" if pg else ""  # keeps each level computed once, not inlined twice
     before, after = _json_parts(
         {"salt": "<salt>", "ip": None, "ua": "", "url": "", "submitted": SUBMITTED}, "<salt>"
     )
@@ -245,14 +251,14 @@ def _wide_select(
     digests = ", ".join(
         f"{salt} AS s{k}, {_sha256(f'%s || {salt} || %s')} AS e{k}" for k, salt in enumerate(salts, 1)
     )
-    sql, params = f"SELECT t.*, {digests} FROM ({sql}) t{fence}", [before, after] * n_steps + params
+    sql, params = f"SELECT t.*, {digests}{fence(1)} FROM ({sql}) t", [before, after] * n_steps + params
     # The chain: event k's hash covers event k-1's hash, so each link is one more level.
     for step in steps:
         k = step.seq
         a, b, c, d = _json_parts(_event_dict(step), "<evidence>", "<prev>", '"<subscriber>"')
         prev = f"t.h{k - 1}" if k > 1 else f"'{GENESIS}'"
         link = _sha256(f"%s || t.e{k} || %s || {prev} || %s || CAST(t.id AS TEXT) || %s")
-        sql, params = f"SELECT t.*, {link} AS h{k} FROM ({sql}) t{fence}", [a, b, c, d, *params]
+        sql, params = f"SELECT t.*, {link} AS h{k}{fence(k + 1)} FROM ({sql}) t", [a, b, c, d, *params]
     email_hash, hash_params = _address_hash("t.email")
     columns = ", ".join(
         ["t.n", "t.id", "t.email", "t.name"] + [f"t.{c}{k}" for c in "seh" for k in range(1, n_steps + 1)]
