@@ -461,18 +461,22 @@ def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool
     m = len(steps)
     if pg:
         # LATERAL keeps a subscriber's events together, so the rows arrive in id order.
-        rows = ", ".join(
-            f"(%s, %s, %s, %s, CAST(%s AS timestamptz), w.s{k}, w.e{k}, "
-            f"{f'w.h{k - 1}' if k > 1 else repr(GENESIS)}, w.h{k})"
-            for k in range(1, m + 1)
-        )
-        source = f"seed_wide w CROSS JOIN LATERAL (VALUES {rows}) AS p(seq, purpose_id, text_id, kind, "
-        source += "occurred_at, s, e, prev, h)"
-        plan = [[s.seq, s.text.purpose_id, s.text.pk, s.kind, s.occurred_at] for s in steps]
-        params = [value for row in plan for value in row]
+        def lateral(chosen: list[_Step]) -> tuple[str, list[Any]]:
+            rows = ", ".join(
+                f"(%s, %s, %s, %s, CAST(%s AS timestamptz), w.s{s.seq}, w.e{s.seq}, "
+                f"{f'w.h{s.seq - 1}' if s.seq > 1 else repr(GENESIS)}, w.h{s.seq})"
+                for s in chosen
+            )
+            columns = "seq, purpose_id, text_id, kind, occurred_at, s, e, prev, h"
+            values = [v for s in chosen for v in (s.seq, s.text.purpose_id, s.text.pk, s.kind, s.occurred_at)]
+            return f"seed_wide w CROSS JOIN LATERAL (VALUES {rows}) AS p({columns})", values
+
+        source, params = lateral(steps)
+        confirmed = lateral([s for s in steps if s.kind == ConsentEvent.Kind.CONFIRMED])
         pick = {c: f"p.{c}" for c in ("s", "e", "prev", "h")}
     else:  # SQLite has no LATERAL; CROSS JOIN keeps the order there.
         source, params = "seed_wide w CROSS JOIN seed_plan p", []
+        confirmed = (source, params)
 
         def case(column: str, first: str | None = None) -> str:
             cases = " ".join(
@@ -512,8 +516,14 @@ def _insert_rows(*, steps: list[_Step], event_base: int, sub_base: int, pg: bool
             "INSERT INTO subscribers_consentstate (subscriber_id, purpose_id, channel, status, "
             "consent_text_id, requested_at, confirmed_at, withdrawn_at, last_event_id) "
             f"SELECT w.id, p.purpose_id, %s, %s, p.text_id, %s, p.occurred_at, NULL, {event_id} "
-            f"FROM {source} WHERE p.kind = %s",
-            [Channel.EMAIL, ConsentState.Status.ACTIVE, requested_at, *params, ConsentEvent.Kind.CONFIRMED],
+            f"FROM {confirmed[0]} WHERE p.kind = %s",
+            [
+                Channel.EMAIL,
+                ConsentState.Status.ACTIVE,
+                requested_at,
+                *confirmed[1],
+                ConsentEvent.Kind.CONFIRMED,
+            ],
         )
         cursor.execute("DROP TABLE seed_wide")
         if not pg:
