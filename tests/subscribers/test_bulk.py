@@ -2,13 +2,13 @@
 
 import pytest
 from django.core.management import call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from marketing.models import Campaign, Delivery
 from marketing.services import campaign_create, campaign_send
 from subscribers import bulk, ledger, services
 from subscribers.bulk import seed_subscribers
-from subscribers.models import ConsentEvent, ConsentEvidence, ConsentState, Subscriber
+from subscribers.models import ConsentEvent, ConsentEvidence, ConsentState, Purpose, Subscriber
 from subscribers.selectors import sendable_consents
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,18 +19,36 @@ def test_bulk_subscribers_have_confirmed_consent_and_a_ledger_that_verifies(cons
 
     demo = Subscriber.objects.filter(email__startswith="demo-")
     assert result.subscribers == demo.count() == 25
-    purposes = len(consent_texts)
-    assert ConsentEvent.objects.filter(subscriber__in=demo).count() == result.events == 25 * purposes * 2
+    mailings = {slug for slug, text in consent_texts.items() if not text.purpose.is_tracking}
+    assert len(mailings) == 3 and len(consent_texts) == 4
+    # Asked for and confirmed every kind of mail, by email; never asked about tracking.
+    for subscriber in demo:
+        events = ConsentEvent.objects.filter(subscriber=subscriber).order_by("seq")
+        assert [(e.purpose.slug, e.kind) for e in events] == [
+            (slug, kind) for kind in ("requested", "confirmed") for slug in sorted(mailings, key=_position)
+        ]
+        states = ConsentState.objects.filter(subscriber=subscriber)
+        assert {(c.purpose.slug, c.channel, c.status) for c in states} == {
+            (slug, "email", "active") for slug in mailings
+        }
+    assert ConsentEvent.objects.filter(subscriber__in=demo).count() == result.events == 25 * 3 * 2
     assert ConsentEvidence.objects.filter(event__subscriber__in=demo).count() == result.evidence
-    active = ConsentState.objects.filter(subscriber__in=demo, status=ConsentState.Status.ACTIVE)
-    assert active.count() == result.states == 25 * purposes
+    assert ConsentState.objects.filter(subscriber__in=demo).count() == result.states == 25 * 3
+    tracking = consent_texts["email-tracking"].purpose
+    assert not ConsentEvent.objects.filter(subscriber__in=demo, purpose=tracking).exists()
     # The database computed the same hashes the Python ledger would: the chains verify.
     assert list(ledger.verify()) == []
     first = demo.order_by("id").first()
     assert first is not None and first.email == "demo-000000001@example.net"
     assert first.email_hash == services.address_hash(first.email)
-    for text in consent_texts.values():
-        assert sendable_consents(purpose_id=text.purpose_id).filter(subscriber__in=demo).count() == 25
+    for slug in mailings:
+        purpose_id = consent_texts[slug].purpose_id
+        assert sendable_consents(purpose_id=purpose_id).filter(subscriber__in=demo).count() == 25
+
+
+def _position(slug: str) -> tuple[int, int]:
+    purpose = Purpose.objects.get(slug=slug)
+    return purpose.position, purpose.pk
 
 
 def test_seeding_again_adds_more_and_a_real_signup_still_chains_after_them(settings, consent_texts, tmp_path):
@@ -69,7 +87,7 @@ def test_every_event_gets_its_own_salt(consent_texts):
             "salt", flat=True
         )
     )
-    assert len(salts) == 4 * len(consent_texts) * 2 == len(set(salts))
+    assert len(salts) == 4 * (len(consent_texts) - 1) * 2 == len(set(salts))  # not tracking
     assert all(len(salt) == 32 and int(salt, 16) >= 0 for salt in salts)
 
 
@@ -113,4 +131,51 @@ def test_an_insert_trigger_keeps_the_foreign_key_checks_on(consent_texts):
         finally:
             cursor.execute("DROP TRIGGER test_seed_audit ON subscribers_consentstate")
             cursor.execute("DROP FUNCTION test_seed_noop()")
+    assert list(ledger.verify()) == []
+
+
+def _catalogue() -> set[tuple[str, str]]:
+    """Every index and constraint of the seeded tables, by name and definition."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'subscribers_%%'"
+            )
+            return set(cursor.fetchall())
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = ANY(%s::regclass[]) UNION SELECT conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE conrelid = ANY(%s::regclass[])",
+            [bulk._SEEDED_TABLES] * 2,
+        )
+        return set(cursor.fetchall())
+
+
+def test_seeding_many_or_few_leaves_every_index_and_constraint_as_it_was(consent_texts):
+    before = _catalogue()
+    names = {name for name, _ in before}
+    assert "consent_state_lookup_idx" in names
+    assert connection.vendor == "sqlite" or "consent_event_hash_unique" in names
+
+    seed_subscribers(count=40, chunk_size=15)  # many next to the 0 there: indexes dropped, rebuilt
+    assert _catalogue() == before
+    seed_subscribers(count=3)  # few next to the 40: rows go into the indexes as they are
+    assert _catalogue() == before
+    assert Subscriber.objects.filter(email__startswith="demo-").count() == 43
+    assert list(ledger.verify()) == []
+
+
+def test_a_duplicate_address_aborts_the_whole_seeding(consent_texts):
+    seed_subscribers(count=2)
+    # Not matched as a demo address (the numbering reads lower-case "demo-"), yet it is the same
+    # address as the next one to be seeded: the unique index, rebuilt or not, must refuse it.
+    Subscriber.objects.create(email="DEMO-000000004@example.net")
+    before = _catalogue()
+
+    with pytest.raises(IntegrityError):
+        seed_subscribers(count=5)
+
+    assert Subscriber.objects.count() == 3
+    assert ConsentEvent.objects.count() == 2 * 3 * 2
+    assert _catalogue() == before
     assert list(ledger.verify()) == []

@@ -28,6 +28,23 @@ def test_seed_demo_is_idempotent_and_leaves_a_valid_ledger(settings, tmp_path, c
     assert list(ledger.verify()) == []
 
 
+def test_seed_demo_adds_bulk_subscribers_after_the_demo_people_in_one_transaction(settings, tmp_path, capsys):
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    # The test's transaction still holds the demo people's deferred foreign-key checks when
+    # the bulk rows go in: seeding must work around them, not fail on them.
+    call_command("seed_demo", "--subscribers", "6", "--chunk-size", "4")
+
+    assert "Added 6 subscribers, 36 consent events, 36 evidence rows and 18 consent states" in (
+        capsys.readouterr().out
+    )
+    bulk = Subscriber.objects.filter(email__startswith="demo-")
+    assert bulk.count() == 6
+    assert ConsentState.objects.filter(subscriber__in=bulk, status="active").count() == 6 * 3
+    assert not ConsentState.objects.filter(subscriber__in=bulk, purpose__kind="tracking").exists()
+    assert list(ledger.verify()) == []
+
+
 def test_seed_demo_refuses_without_debug(settings):
     from django.core.management.base import CommandError
 

@@ -1,7 +1,8 @@
 """Demo data for ``make run``: staff logins, consent texts and a few subscribers. Idempotent.
 
-``--subscribers N`` then ADDS N bulk demo subscribers with confirmed consent (numbered after
-the highest existing one, so running it again adds N more); see ``subscribers.bulk``.
+``--subscribers N`` then ADDS N bulk demo subscribers with confirmed consent to every kind of
+mail, not to tracking (numbered after the highest existing one, so running it again adds N
+more), in one transaction; see ``subscribers.bulk``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Command(BaseCommand):
             "--chunk-size",
             type=int,
             default=100_000,
-            help="Subscribers per transaction (with --subscribers).",
+            help="Subscribers computed per statement (with --subscribers); all go in one transaction.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
