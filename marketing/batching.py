@@ -43,6 +43,7 @@ VARIABLES = {
     rendering.UNSUBSCRIBE_URL: "unsubscribe_url",
     rendering.PREFERENCES_URL: "preferences_url",
     rendering.CONSENTED_ON: "consented_on",
+    rendering.TRACKING_URL: "tracking_url",
 }
 # Metadata key that carries Delivery.pk to the provider's webhooks and back.
 DELIVERY_ID = "delivery_id"
@@ -63,8 +64,11 @@ def build_message(
 ) -> EmailMultiAlternatives:
     """One message for all ``recipients`` (keyed by Delivery id), personalised by the provider."""
     tag_format, key_format = MERGE_TAGS[backend or settings.EMAIL_BACKEND]
-    text_tags = {p: tag_format.format(name) for p, name in VARIABLES.items()}
-    html_tags = {p: tag_format.format(f"{name}_html") for p, name in VARIABLES.items()}
+    # Only what this copy holds: the untracked copy has no tracking URL to fill.
+    written = prepared.subject + prepared.text + prepared.html
+    used = {p: name for p, name in VARIABLES.items() if p in written}
+    text_tags = {p: tag_format.format(name) for p, name in used.items()}
+    html_tags = {p: tag_format.format(f"{name}_html") for p, name in used.items()}
 
     merge_data: dict[str, dict[str, str]] = {}
     merge_headers: dict[str, dict[str, str]] = {}
@@ -72,7 +76,7 @@ def build_message(
     for delivery_id, recipient in recipients.items():
         html_values, text_values = rendering.recipient_values(prepared, recipient)
         data = {}
-        for placeholder, name in VARIABLES.items():
+        for placeholder, name in used.items():
             data[key_format.format(name)] = text_values[placeholder]
             data[key_format.format(f"{name}_html")] = html_values[placeholder]
         merge_data[recipient.email] = data

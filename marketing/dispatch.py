@@ -9,6 +9,9 @@ Guarantees:
 - Consent and suppression are re-checked for every batch just before it is sent, through
   the one sending selector, so a withdrawal takes effect before the next batch.
 - No network call happens inside a database transaction.
+- Open and click tracking only for subscribers who agreed to it, checked per batch like
+  consent: they get the tracked copy (``tracking.tracked_copy``), everyone else the plain
+  one; the provider is never allowed its own tracking (``tracking.disable_provider_tracking``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import batching, guardrails, rendering, services, throttle
+from marketing import batching, guardrails, rendering, services, throttle, tracking
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.selectors import sendable_consents
@@ -77,6 +80,7 @@ def run(*, campaign_id: int) -> RunOutcome:
     """Send batches of ``campaign_id`` until none is due or the campaign stops sending."""
     total = 0
     prepared: rendering.PreparedCampaign | None = None
+    tracked: rendering.PreparedCampaign | None = None
     while True:
         campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
         if campaign.status != Campaign.Status.SENDING:
@@ -86,8 +90,10 @@ def run(*, campaign_id: int) -> RunOutcome:
             if services.campaign_finish_if_done(campaign_id=campaign_id):
                 return RunOutcome(sent=total)
             return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id))
-        prepared = prepared or rendering.prepare(campaign)
-        result = send_batch(campaign=campaign, prepared=prepared, delivery_ids=ids)
+        if prepared is None or tracked is None:
+            prepared = rendering.prepare(campaign)
+            tracked = tracking.tracked_copy(prepared, campaign)
+        result = send_batch(campaign=campaign, prepared=prepared, tracked=tracked, delivery_ids=ids)
         total += result.sent
         _pause_if_failing(campaign_id)
         # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
@@ -95,8 +101,14 @@ def run(*, campaign_id: int) -> RunOutcome:
 
 
 def send_batch(
-    *, campaign: Campaign, prepared: rendering.PreparedCampaign, delivery_ids: list[int]
+    *,
+    campaign: Campaign,
+    prepared: rendering.PreparedCampaign,
+    delivery_ids: list[int],
+    tracked: rendering.PreparedCampaign | None = None,
 ) -> BatchResult:
+    """Send the claimed ``delivery_ids``: ``prepared`` to most, ``tracked`` (made from
+    ``prepared`` when not given) to those who agreed to tracking."""
     rows = list(
         Delivery.objects.filter(id__in=delivery_ids, status=Delivery.Status.CLAIMED).values_list(
             "id",
@@ -113,6 +125,10 @@ def send_batch(
         .order_by()
         .values_list("subscriber_id", "confirmed_at")
     )
+    trackable = tracking.trackable_subscriber_ids(subscriber_ids=consented)
+    tracking_url = tracking.url_maker() if trackable else None
+    if trackable and tracked is None:
+        tracked = tracking.tracked_copy(prepared, campaign)
     result = BatchResult()
     outcomes: dict[int, tuple[str, str, str]] = {}  # delivery id -> (status, provider id, error)
     to_send = []
@@ -126,6 +142,7 @@ def send_batch(
             name=name,
             consented_at=consented[subscriber_id],
             link_generation=generation,
+            tracking_url=tracking_url(delivery_id) if tracking_url and subscriber_id in trackable else "",
         )
         to_send.append((delivery_id, attempts, recipient))
 
@@ -133,15 +150,24 @@ def send_batch(
     if to_send:
         throttle.acquire(len(to_send))
     if to_send and batching.supported():
-        _send_as_one(
-            campaign_id=campaign.pk, prepared=prepared, to_send=to_send, outcomes=outcomes, retry=retry
-        )
+        # One call per copy: a provider personalises values, not which body a recipient gets.
+        for copy, group in (
+            (tracked, [t for t in to_send if t[2].tracking_url]),
+            (prepared, [t for t in to_send if not t[2].tracking_url]),
+        ):
+            if group and copy is not None:
+                _send_as_one(
+                    campaign_id=campaign.pk, prepared=copy, to_send=group, outcomes=outcomes, retry=retry
+                )
     elif to_send:
         connection = get_connection()
         try:
             connection.open()
             for index, (delivery_id, attempts, recipient) in enumerate(to_send):
-                message = rendering.build_message(prepared, recipient, connection=connection)
+                copy = tracked if recipient.tracking_url and tracked is not None else prepared
+                message = tracking.disable_provider_tracking(
+                    rendering.build_message(copy, recipient, connection=connection)
+                )
                 message.extra_headers.setdefault("Message-ID", make_msgid(domain=_sender_domain()))
                 # Comes back with the provider's webhook events (anymail metadata), as in a batch.
                 message.metadata = {  # type: ignore[attr-defined]
@@ -169,7 +195,15 @@ def send_batch(
         finally:
             connection.close()
     subscriber_of = {row[0]: row[1] for row in rows}
-    _record(campaign=campaign, outcomes=outcomes, retry=retry, result=result, subscriber_of=subscriber_of)
+    carried = {delivery_id for delivery_id, _, recipient in to_send if recipient.tracking_url}
+    _record(
+        campaign=campaign,
+        outcomes=outcomes,
+        retry=retry,
+        result=result,
+        subscriber_of=subscriber_of,
+        tracked_ids=carried,
+    )
     return result
 
 
@@ -184,6 +218,8 @@ def _send_as_one(
     """The whole batch in one provider API call, each recipient's copy personalised there."""
     recipients = {delivery_id: recipient for delivery_id, _, recipient in to_send}
     message = batching.build_message(prepared, recipients, connection=get_connection())
+    tracking.disable_provider_tracking(message)
+
     try:
         message.send()
     except AnymailRecipientsRefused as exc:
@@ -214,6 +250,7 @@ def _record(
     retry: dict[int, tuple[int, float]],
     result: BatchResult,
     subscriber_of: dict[int, int],
+    tracked_ids: set[int],
 ) -> None:
     campaign_id = campaign.pk
     now = timezone.now()
@@ -223,6 +260,10 @@ def _record(
             result.failed += status == Delivery.Status.FAILED
             result.skipped += status == Delivery.Status.SKIPPED
         _write_outcomes(outcomes, now)
+        # Only messages that went out with tracking: a retried one is marked when it goes.
+        tracking.deliveries_mark_tracked(
+            delivery_ids=[d for d in tracked_ids if outcomes.get(d, ("",))[0] == Delivery.Status.SENT]
+        )
         gave_up = [d for d, (attempts, _) in retry.items() if attempts >= settings.DISPATCH_MAX_ATTEMPTS]
         if gave_up:
             Delivery.objects.filter(pk__in=gave_up).update(

@@ -41,7 +41,9 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 CONSENTED_ON = "%%CONSENTED_ON%%"
 PLACEHOLDERS = (FIRST_NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, CONSENTED_ON)
-_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
+# Only in the tracked copy (``tracking.tracked_copy``): the recipient's tracking base.
+TRACKING_URL = "%%TRACKING_URL%%"
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in (*PLACEHOLDERS, TRACKING_URL)))
 # What marketers write in a subject, preheader or body for the recipient's first name.
 _FIRST_NAME_TAG = re.compile(r"\{\{\s*first_name\s*\}\}")
 
@@ -73,6 +75,8 @@ class Recipient:
     name: str
     consented_at: datetime | None
     link_generation: int = 1  # Subscriber.link_generation: preferences links carry it
+    # ``tracking.url_maker()(delivery id)`` for a subscriber who agreed to tracking, else "".
+    tracking_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ def recipient_values(
         UNSUBSCRIBE_URL: _site_url(reverse("subscribers:unsubscribe", args=[unsubscribe])),
         PREFERENCES_URL: _site_url(reverse("subscribers:preferences", args=[preferences])),
         CONSENTED_ON: _consented_on(recipient.consented_at),
+        TRACKING_URL: recipient.tracking_url,
     }
     return {key: escape(value) for key, value in text.items()}, text
 

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from django.core.mail import EmailMessage
 
 # The per-recipient tracking base in a tracked copy; rendering fills it like the others.
-PLACEHOLDER = "%%TRACKING_URL%%"
+PLACEHOLDER = rendering.TRACKING_URL
 OPEN_SUFFIX = "/open.gif"
 # How our own events are named among the providers' (DeliveryEvent.esp_name).
 ESP_NAME = "platform"
