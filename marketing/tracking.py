@@ -107,7 +107,7 @@ def url_prefix() -> str:
 def url_maker() -> Callable[[int], str]:
     """The value of ``PLACEHOLDER`` for a delivery id, as a function made once per batch:
     the prefix and the signer are worked out once, then each recipient costs one HMAC."""
-    prefix, signer = url_prefix(), _signer()
+    prefix, signer = url_prefix(), rendering.BatchSigner(_signer())
     return lambda delivery_id: prefix + signer.sign(signing.b62_encode(int(delivery_id)))
 
 

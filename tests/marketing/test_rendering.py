@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.test.signals import template_rendered
+from django.urls import reverse
 from django.utils.html import escape
 
 from marketing import rendering
@@ -381,9 +382,15 @@ def test_an_address_the_frame_cannot_write_as_is_goes_to_the_mime_builder(campai
         )
 
 
-def test_the_batch_link_maker_makes_the_links_reverse_makes(campaign):
+def test_the_batch_link_maker_makes_the_links_reverse_and_links_make_make(campaign, monkeypatch):
+    monkeypatch.setattr("django.core.signing.time.time", lambda: 1_750_000_000.5)
     make = rendering.LinkMaker()
-    unsubscribe = make.unsubscribe(11, 3)
-    assert links.read("unsubscribe", token_in(unsubscribe, "u")).purpose_id == 3
-    preferences = make.preferences(11, 4)
-    assert links.read("preferences", token_in(preferences, "preferences")).generation == 4
+    for subscriber_id, purpose_id, generation in ((11, 3, 4), (1, 1, 1), (10**12, 62, 99)):
+        unsubscribe = make.unsubscribe(subscriber_id, purpose_id)
+        token = links.make("unsubscribe", subscriber_id, purpose_id)
+        assert unsubscribe == f"{SITE}{reverse('subscribers:unsubscribe', args=[token])}"
+        claims = links.read("unsubscribe", token_in(unsubscribe, "u"), max_age=10**10)
+        assert claims and (claims.subscriber_id, claims.purpose_id) == (subscriber_id, purpose_id)
+        preferences = make.preferences(subscriber_id, generation)
+        token = links.make("preferences", subscriber_id, generation=generation)
+        assert preferences == f"{SITE}{reverse('subscribers:preferences', args=[token])}"
