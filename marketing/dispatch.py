@@ -356,7 +356,7 @@ def _record(
 
 
 def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) -> None:
-    """Every row's own status, provider id and error in ONE statement (UPDATE … FROM VALUES).
+    """Every row's own status, provider id and error in ONE statement (UPDATE … FROM unnest).
 
     ``bulk_update`` builds a CASE per row and field in Python: measured by ``make bench`` at
     about 0.5 ms a row, the largest cost of a provider batch; this is a few µs a row.
@@ -364,19 +364,25 @@ def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) ->
     if not outcomes:
         return
     table = Delivery._meta.db_table
-    row = "(CAST(%s AS BIGINT), %s, %s, %s)" if connection.vendor == "postgresql" else "(%s, %s, %s, %s)"
-    params: list[Any] = [Delivery.Status.SENT, connection.ops.adapt_datetimefield_value(now)]
-    for delivery_id, (status, provider_id, error) in outcomes.items():
-        params += [delivery_id, status, provider_id, error[:500]]
-    # VALUES columns are named column1… on both PostgreSQL and SQLite.
     # The table name and placeholders are ours; every value is a parameter.
+    if connection.vendor == "postgresql":
+        # Four arrays, not four parameters a row: psycopg parses a statement with thousands
+        # of placeholders in Python, every time (it was a tenth of a batch's CPU in cProfile).
+        columns = list(zip(*((d, s, p, e[:500]) for d, (s, p, e) in outcomes.items()), strict=True))
+        arrays = "%s::bigint[], %s::text[], %s::text[], %s::text[]"
+        source = f"unnest({arrays}) AS v(column1, column2, column3, column4)"
+        params: list[Any] = [list(column) for column in columns]
+    else:
+        # VALUES columns are named column1… on SQLite too.
+        source = f"(VALUES {', '.join(['(%s, %s, %s, %s)'] * len(outcomes))}) AS v"
+        params = [value for d, (s, p, e) in outcomes.items() for value in (d, s, p, e[:500])]
     sql = (
         f"UPDATE {table} SET status = v.column2, provider_message_id = v.column3, error = v.column4, "  # noqa: S608
         "sent_at = CASE WHEN v.column2 = %s THEN %s ELSE NULL END "
-        f"FROM (VALUES {', '.join([row] * len(outcomes))}) AS v WHERE {table}.id = v.column1"
+        f"FROM {source} WHERE {table}.id = v.column1"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [Delivery.Status.SENT, connection.ops.adapt_datetimefield_value(now), *params])
 
 
 def _next_retry_in(campaign_id: int) -> float | None:
