@@ -247,22 +247,49 @@ def _send_one_by_one(
 
 def _sendmail(smtp: smtplib.SMTP, sender: str, to: str, raw: bytes) -> None:
     """``smtp.sendmail(sender, [to], raw)`` for two plain addresses (``rendering.Frame``
-    took only those): the same commands and errors, without parsing both addresses again
-    for every message (``smtplib.quoteaddr``, measured at ~8% of a message's CPU)."""
+    took only those), raising what it raises, without parsing both addresses again for
+    every message (``smtplib.quoteaddr``, ~8% of a message's CPU in cProfile).
+
+    Where the server offers PIPELINING (RFC 2920; Postfix does), MAIL, RCPT and DATA go in
+    one write and their replies are read together: two round trips a message instead of
+    four, which is what a busy machine spends most of a batch waiting for.
+    """
     smtp.ehlo_or_helo_if_needed()
     options = f" size={len(raw)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    code, response = smtp.docmd("mail", f"FROM:<{sender}>{options}")
-    if code != 250:
-        _rset(smtp)
-        raise smtplib.SMTPSenderRefused(code, response, sender)
-    code, response = smtp.docmd("rcpt", f"TO:<{to}>")
-    if code not in (250, 251):
-        _rset(smtp)
-        raise smtplib.SMTPRecipientsRefused({to: (code, response)})
-    code, response = smtp.data(raw)
+    mail, rcpt = f"MAIL FROM:<{sender}>{options}", f"RCPT TO:<{to}>"
+    if not (smtp.does_esmtp and smtp.has_extn("pipelining")):
+        _check_envelope(smtp, smtp.docmd(mail), None, sender, to)
+        _check_envelope(smtp, (250, b""), smtp.docmd(rcpt), sender, to)
+        code, response = smtp.data(raw)
+    else:
+        smtp.send(f"{mail}\r\n{rcpt}\r\nDATA\r\n")
+        replies = smtp.getreply(), smtp.getreply(), smtp.getreply()
+        if replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
+            # RFC 2920 §3.1: the server took DATA anyway; end the empty message.
+            smtp.send(".\r\n")
+            smtp.getreply()
+        _check_envelope(smtp, replies[0], replies[1], sender, to)
+        if replies[2][0] != 354:
+            _rset(smtp)
+            raise smtplib.SMTPDataError(*replies[2])
+        # smtplib.SMTP.data's framing: dot-stuffing, then CRLF.CRLF.
+        body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+        smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        code, response = smtp.getreply()
     if code != 250:
         _rset(smtp)
         raise smtplib.SMTPDataError(code, response)
+
+
+def _check_envelope(
+    smtp: smtplib.SMTP, mail: tuple[int, bytes], rcpt: tuple[int, bytes] | None, sender: str, to: str
+) -> None:
+    if mail[0] != 250:
+        _rset(smtp)
+        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if rcpt is not None and rcpt[0] not in (250, 251):
+        _rset(smtp)
+        raise smtplib.SMTPRecipientsRefused({to: rcpt})
 
 
 def _rset(smtp: smtplib.SMTP) -> None:
