@@ -128,11 +128,11 @@ class PipeliningServer(SMTPServer):
 
     refused: str = ""
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
-    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+    async def handle_RCPT(self, server, session, envelope, address, options):
         if address == self.refused:
             return "550 5.1.1 no such user here"
         envelope.rcpt_tos.append(address)
