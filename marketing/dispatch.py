@@ -349,11 +349,7 @@ def _record(
             result.sent += status == Delivery.Status.SENT
             result.failed += status == Delivery.Status.FAILED
             result.skipped += status == Delivery.Status.SKIPPED
-        _write_outcomes(outcomes, now)
-        # Only messages that went out with tracking: a retried one is marked when it goes.
-        tracking.deliveries_mark_tracked(
-            delivery_ids=[d for d in tracked_ids if outcomes.get(d, ("",))[0] == Delivery.Status.SENT]
-        )
+        _write_outcomes(outcomes, now, tracked_ids)
         gave_up = [d for d, (attempts, _) in retry.items() if attempts >= settings.DISPATCH_MAX_ATTEMPTS]
         if gave_up:
             Delivery.objects.filter(pk__in=gave_up).update(
@@ -382,8 +378,10 @@ def _record(
         )
 
 
-def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) -> None:
-    """Every row's own status, provider id and error in ONE statement (UPDATE … FROM unnest).
+def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime, tracked_ids: set[int]) -> None:
+    """Every row's own status, provider id and error in ONE statement (UPDATE … FROM unnest),
+    and ``Delivery.tracked`` for the messages that went out with tracking (what
+    ``tracking.deliveries_mark_tracked`` does, without rewriting those rows a second time).
 
     ``bulk_update`` builds a CASE per row and field in Python: measured by ``make bench`` at
     about 0.5 ms a row, the largest cost of a provider batch; this is a few µs a row.
@@ -391,21 +389,24 @@ def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime) ->
     if not outcomes:
         return
     table = Delivery._meta.db_table
+    rows = [
+        (d, s, p, e[:500], s == Delivery.Status.SENT and d in tracked_ids)
+        for d, (s, p, e) in outcomes.items()
+    ]
     # The table name and placeholders are ours; every value is a parameter.
     if connection.vendor == "postgresql":
-        # Four arrays, not four parameters a row: psycopg parses a statement with thousands
+        # Five arrays, not five parameters a row: psycopg parses a statement with thousands
         # of placeholders in Python, every time (it was a tenth of a batch's CPU in cProfile).
-        columns = list(zip(*((d, s, p, e[:500]) for d, (s, p, e) in outcomes.items()), strict=True))
-        arrays = "%s::bigint[], %s::text[], %s::text[], %s::text[]"
-        source = f"unnest({arrays}) AS v(column1, column2, column3, column4)"
-        params: list[Any] = [list(column) for column in columns]
+        arrays = "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::boolean[]"
+        source = f"unnest({arrays}) AS v(column1, column2, column3, column4, column5)"
+        params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
     else:
         # VALUES columns are named column1… on SQLite too.
-        source = f"(VALUES {', '.join(['(%s, %s, %s, %s)'] * len(outcomes))}) AS v"
-        params = [value for d, (s, p, e) in outcomes.items() for value in (d, s, p, e[:500])]
+        source = f"(VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))}) AS v"
+        params = [value for row in rows for value in row]
     sql = (
         f"UPDATE {table} SET status = v.column2, provider_message_id = v.column3, error = v.column4, "  # noqa: S608
-        "sent_at = CASE WHEN v.column2 = %s THEN %s ELSE NULL END "
+        "sent_at = CASE WHEN v.column2 = %s THEN %s ELSE NULL END, tracked = v.column5 "
         f"FROM {source} WHERE {table}.id = v.column1"
     )
     with connection.cursor() as cursor:

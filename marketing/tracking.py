@@ -26,7 +26,8 @@ our own unsubscribe and preferences pages are never rewritten.
 **Wiring** (``rendering``/``dispatch``): ``tracked_copy(prepared, campaign)`` once per
 campaign, next to the plain ``prepared``; per batch, ``trackable_subscriber_ids`` decides
 which copy each recipient gets; ``PLACEHOLDER`` is filled with ``url_maker()(id)`` for
-tracked recipients; ``deliveries_mark_tracked`` records which messages carried tracking;
+tracked recipients; ``Delivery.tracked`` records which messages carried tracking (set by
+dispatch in the statement that records the batch; ``deliveries_mark_tracked`` for one-offs);
 ``disable_provider_tracking`` on every message keeps the provider's own tracking off.
 
 Plain Python: no Celery, no request. Settings are read when called, never at import.
