@@ -3,6 +3,10 @@
 The app runs as in production: ``DEBUG`` off, a ``SECRET_KEY`` drawn for the run,
 collected static files, PostgreSQL ``bench`` (dropped and recreated), Redis db 5 as the
 broker and db 6 as the cache (flushed; nothing else on the server is touched).
+
+To run beside other work (tests, another bench): ``BENCH_DATABASE`` names the database
+(default ``bench``; the peer's is ``<name>_peer``) and ``BENCH_REDIS_URL`` the Redis server
+(default ``redis://127.0.0.1:6379``; still dbs 5 and 6 of it).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
 BROKER_DB, CACHE_DB = 5, 6
-DATABASE = "bench"
-PEER_DATABASE = "bench_peer"
+DATABASE = os.environ.get("BENCH_DATABASE", "bench")
+PEER_DATABASE = f"{DATABASE}_peer"
+_REDIS = urlsplit(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379"))
+REDIS_HOST, REDIS_PORT = _REDIS.hostname or "127.0.0.1", _REDIS.port or 6379
 # https: RFC 8058 one-click unsubscribe links must be https; the host is never contacted.
 SITE_URL = "https://news.example.com"
 
@@ -56,8 +63,8 @@ class Config:
                 "SITE_URL": SITE_URL,
                 "VAR_DIR": str(self.var_dir),
                 "DATABASE_URL": self.database_url,
-                "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{BROKER_DB}",
-                "CACHE_URL": f"redis://127.0.0.1:6379/{CACHE_DB}",
+                "CELERY_BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{BROKER_DB}",
+                "CACHE_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{CACHE_DB}",
                 "EMAIL_URL": "locmem://",
                 "SEND_RATE_PER_SECOND": "0",
                 "LOG_LEVEL": "WARNING",

@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import redis
 
+from bench.config import REDIS_HOST, REDIS_PORT
 from bench.procs import Supervisor, wait_until
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 def _pg_ready() -> bool:
@@ -62,7 +62,7 @@ def ensure_postgresql(supervisor: Supervisor) -> None:
 def ensure_redis(supervisor: Supervisor, pidfile: Path) -> None:
     if _redis_ready():
         return
-    print("bench: starting Redis on 127.0.0.1:6379")
+    print(f"bench: starting Redis on {REDIS_HOST}:{REDIS_PORT}")
     subprocess.run(  # noqa: S603
         [  # noqa: S607
             "redis-server",

@@ -43,6 +43,7 @@ VARIABLES = {
     rendering.UNSUBSCRIBE_URL: "unsubscribe_url",
     rendering.PREFERENCES_URL: "preferences_url",
     rendering.CONSENTED_ON: "consented_on",
+    rendering.TRACKING_URL: "tracking_url",
 }
 # Metadata key that carries Delivery.pk to the provider's webhooks and back.
 DELIVERY_ID = "delivery_id"
@@ -63,24 +64,38 @@ def build_message(
 ) -> EmailMultiAlternatives:
     """One message for all ``recipients`` (keyed by Delivery id), personalised by the provider."""
     tag_format, key_format = MERGE_TAGS[backend or settings.EMAIL_BACKEND]
-    text_tags = {p: tag_format.format(name) for p, name in VARIABLES.items()}
-    html_tags = {p: tag_format.format(f"{name}_html") for p, name in VARIABLES.items()}
+    # Only what this copy holds: the untracked copy has no tracking URL to fill.
+    written = prepared.subject + prepared.text + prepared.html
+    used = {p: name for p, name in VARIABLES.items() if p in written}
+    link_maker = rendering.LinkMaker()
+    values = {
+        delivery_id: rendering.recipient_values(prepared, recipient, link_maker=link_maker)
+        for delivery_id, recipient in recipients.items()
+    }
+    # An ``_html`` variable only where escaping changes someone's value (a name with "&"):
+    # links and dates never need one, and the call carries every recipient's variables.
+    escaped = {p for p in used if any(html[p] != text[p] for html, text in values.values())}
+    text_tags = {p: tag_format.format(name) for p, name in used.items()}
+    html_tags = {p: tag_format.format(f"{name}_html" if p in escaped else name) for p, name in used.items()}
 
     merge_data: dict[str, dict[str, str]] = {}
     merge_headers: dict[str, dict[str, str]] = {}
     merge_metadata: dict[str, dict[str, str]] = {}
     for delivery_id, recipient in recipients.items():
-        html_values, text_values = rendering.recipient_values(prepared, recipient)
+        html_values, text_values = values[delivery_id]
         data = {}
-        for placeholder, name in VARIABLES.items():
+        for placeholder, name in used.items():
             data[key_format.format(name)] = text_values[placeholder]
-            data[key_format.format(f"{name}_html")] = html_values[placeholder]
+            if placeholder in escaped:
+                data[key_format.format(f"{name}_html")] = html_values[placeholder]
         merge_data[recipient.email] = data
-        # The same headers build_message sets on a single message, RFC 8058 and List-Id.
-        merge_headers[recipient.email] = rendering._headers(
-            prepared, unsubscribe_url=text_values[rendering.UNSUBSCRIBE_URL]
-        )
+        # RFC 8058: each recipient's own one-click link; the other headers are everyone's.
+        merge_headers[recipient.email] = {
+            "List-Unsubscribe": rendering._list_unsubscribe(text_values[rendering.UNSUBSCRIBE_URL])
+        }
         merge_metadata[recipient.email] = {DELIVERY_ID: str(delivery_id)}
+    shared_headers = rendering._headers(prepared, unsubscribe_url="")
+    del shared_headers["List-Unsubscribe"]
 
     message = EmailMultiAlternatives(
         # The first name is one word (rendering._first_name): the subject stays one line.
@@ -88,6 +103,7 @@ def build_message(
         body=rendering._fill(prepared.text, text_tags),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[recipient.email for recipient in recipients.values()],
+        headers=shared_headers,
         connection=connection,
     )
     message.attach_alternative(rendering._fill(prepared.html, html_tags), "text/html")

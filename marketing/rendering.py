@@ -11,15 +11,27 @@ placeholder (a name typed as ``%%UNSUBSCRIBE_URL%%``) is never expanded again.
 Placeholders are ``%%NAME%%``: HTML escaping never produces ``%``, css-inline and html2text
 leave them alone (tested), and Markdown does not treat them as markup.
 
+Over SMTP, ``smtp_frame(prepared)`` goes one step further, once per copy: the whole MIME
+message as bytes, both parts quoted-printable encoded around the placeholders, so each
+recipient costs a few short encodings and a join (``Frame.message``) instead of Python's
+MIME generator (measured: ~1.2 ms of CPU a message, most of a batch).
+
 Plain Python: no Celery, no request. Settings are read when called, never at import.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
 import re
-from dataclasses import dataclass
-from datetime import datetime
-from email.utils import formataddr
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from email.header import Header
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 import css_inline
@@ -27,12 +39,15 @@ import html2text
 import idna
 import markdown
 from django.conf import settings
+from django.core import signing
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import sanitize_address
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import dateformat, timezone
+from django.utils.encoding import force_bytes
 from django.utils.html import escape
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from marketing.models import Campaign
 from subscribers import links
@@ -43,7 +58,11 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 CONSENTED_ON = "%%CONSENTED_ON%%"
 PLACEHOLDERS = (FIRST_NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, CONSENTED_ON)
-_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
+# Only in the tracked copy (``tracking.tracked_copy``): the recipient's tracking base.
+TRACKING_URL = "%%TRACKING_URL%%"
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in (*PLACEHOLDERS, TRACKING_URL)))
+_HTML_SPECIAL = re.compile("[&<>\"']")  # what django.utils.html.escape changes
+_PLACEHOLDER_SPLIT = re.compile(f"({_PLACEHOLDER_RE.pattern})")
 # What marketers write in a subject, preheader or body for the recipient's first name.
 _FIRST_NAME_TAG = re.compile(r"\{\{\s*first_name\s*\}\}")
 
@@ -75,6 +94,8 @@ class Recipient:
     name: str
     consented_at: datetime | None
     link_generation: int = 1  # Subscriber.link_generation: preferences links carry it
+    # ``tracking.url_maker()(delivery id)`` for a subscriber who agreed to tracking, else "".
+    tracking_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,20 +151,77 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
     )
 
 
+class BatchSigner:
+    """``signer.sign(value)`` for many values: the same token, Django's documented format
+    (``value:urlsafe-base64(HMAC(hash(salt + "signer" + key), value))``, ``signing.Signer``),
+    with the derived key worked out once instead of on every call. For a
+    ``TimestampSigner`` the issue time is taken once too, when the batch starts.
+    Measured: ~40 µs a token with ``Signer.sign``, ~4 µs here."""
+
+    def __init__(self, signer: signing.Signer) -> None:
+        hasher = getattr(hashlib, signer.algorithm)
+        salt: bytes = force_bytes(signer.salt) + b"signer"
+        secret: bytes = force_bytes(signer.key)
+        self._mac = hmac.new(hasher(salt + secret).digest(), digestmod=hasher)
+        self._sep = signer.sep
+        if isinstance(signer, signing.TimestampSigner):
+            self._issued = signer.sep + signer.timestamp()
+        else:
+            self._issued = ""
+
+    def sign(self, value: str) -> str:
+        value += self._issued
+        mac = self._mac.copy()
+        mac.update(value.encode())
+        return f"{value}{self._sep}{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
+
+
+class LinkMaker:
+    """A recipient's unsubscribe and preferences URLs, as ``links.make`` and ``reverse`` make
+    them. Made once per batch: the URL around the token is looked up once and the signers
+    prepared once, then each link costs one HMAC."""
+
+    _MARK = "TOKEN"
+
+    def __init__(self) -> None:
+        self._unsubscribe = self._around("subscribers:unsubscribe")
+        self._preferences = self._around("subscribers:preferences")
+        self._signers = {scope: BatchSigner(links._signer(scope)) for scope in ("unsubscribe", "preferences")}
+
+    def _around(self, name: str) -> tuple[str, str]:
+        path = reverse(name, args=[self._MARK])
+        at = path.index(self._MARK)
+        return _site_url(path[:at]), path[at + len(self._MARK) :]
+
+    def unsubscribe(self, subscriber_id: int, purpose_id: int) -> str:
+        before, after = self._unsubscribe
+        return before + self._token("unsubscribe", subscriber_id, purpose_id) + after
+
+    def preferences(self, subscriber_id: int, generation: int) -> str:
+        before, after = self._preferences
+        return before + self._token("preferences", subscriber_id, generation) + after
+
+    def _token(self, scope: str, subscriber_id: int, second: int) -> str:
+        # links.make's value: "<subscriber>.<purpose|generation>", both in base62.
+        value = signing.b62_encode(int(subscriber_id)) + "." + signing.b62_encode(int(second))
+        return self._signers[scope].sign(value)
+
+
 def recipient_values(
-    prepared: PreparedCampaign, recipient: Recipient
+    prepared: PreparedCampaign, recipient: Recipient, *, link_maker: LinkMaker | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The placeholder values for one recipient: (for the HTML part, for the text part)."""
+    make = link_maker or LinkMaker()
     first_name = _first_name(recipient.name) or prepared.first_name_fallback
-    unsubscribe = links.make("unsubscribe", recipient.subscriber_id, prepared.purpose_id)
-    preferences = links.make("preferences", recipient.subscriber_id, generation=recipient.link_generation)
     text = {
         FIRST_NAME: first_name,
-        UNSUBSCRIBE_URL: _site_url(reverse("subscribers:unsubscribe", args=[unsubscribe])),
-        PREFERENCES_URL: _site_url(reverse("subscribers:preferences", args=[preferences])),
+        UNSUBSCRIBE_URL: make.unsubscribe(recipient.subscriber_id, prepared.purpose_id),
+        PREFERENCES_URL: make.preferences(recipient.subscriber_id, recipient.link_generation),
         CONSENTED_ON: _consented_on(recipient.consented_at),
+        TRACKING_URL: recipient.tracking_url,
     }
-    return {key: escape(value) for key, value in text.items()}, text
+    # Links and dates rarely hold anything to escape: skip the call for those (~5 µs each).
+    return {key: escape(value) if _HTML_SPECIAL.search(value) else value for key, value in text.items()}, text
 
 
 def subject_for(prepared: PreparedCampaign, recipient: Recipient) -> str:
@@ -169,6 +247,149 @@ def build_message(
     return message
 
 
+# --- SMTP: the MIME frame, built once per copy ---------------------------------------------
+
+# An address that goes into To and RCPT TO as it is; anything else takes build_message.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
+_CRLF = "\r\n"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A copy of the campaign as the bytes of a multipart/alternative message.
+
+    Each part is stored as its quoted-printable literals, each ending in a soft line break,
+    with the placeholders between them. A recipient's value is encoded on its own line(s)
+    and ends in a soft break too, so whatever its length the encoding stays valid (RFC
+    2045: lines of at most 76 characters) and decodes to the filled-in text exactly.
+    """
+
+    prepared: PreparedCampaign
+    sender: str  # the envelope sender: the address of DEFAULT_FROM_EMAIL
+    head: bytes  # the headers every recipient gets
+    text: tuple[list[bytes], list[str]]  # literals, and the placeholder after each but the last
+    html: tuple[list[bytes], list[str]]
+    boundary: bytes
+    _subjects: dict[str, bytes] = field(default_factory=dict)
+
+    def message(
+        self, recipient: Recipient, *, link_maker: LinkMaker, message_id: str, date: str
+    ) -> bytes | None:
+        """This recipient's message, or None when their address needs Python's MIME builder."""
+        if not _PLAIN_ADDRESS.match(recipient.email):
+            return None
+        html_values, text_values = recipient_values(self.prepared, recipient, link_maker=link_maker)
+        head = (
+            self._subject(text_values[FIRST_NAME])
+            + _header("To", recipient.email)
+            + _header("Date", date)
+            + _header("Message-ID", message_id)
+            + _header("List-Unsubscribe", _list_unsubscribe(text_values[UNSUBSCRIBE_URL]), fold=", ")
+        )
+        boundary = self.boundary
+        return b"".join(
+            (
+                head.encode("ascii"),
+                self.head,
+                b"--" + boundary + b"\r\n" + _part_head("plain"),
+                _join(self.text, text_values),
+                b"\r\n--" + boundary + b"\r\n" + _part_head("html"),
+                _join(self.html, html_values),
+                b"\r\n--" + boundary + b"--\r\n",
+            )
+        )
+
+    def _subject(self, first_name: str) -> str:
+        found = self._subjects.get(first_name)
+        if found is None:
+            subject = _one_line(self.prepared.subject.replace(FIRST_NAME, first_name))
+            found = _header("Subject", subject).encode("ascii")
+            if len(self._subjects) < 10_000:  # names repeat; memory stays bounded
+                self._subjects[first_name] = found
+        return found.decode("ascii")
+
+
+def smtp_frame(prepared: PreparedCampaign) -> Frame:
+    """``prepared`` (plain or tracked copy) as a ``Frame``: once per campaign copy."""
+    boundary = "=_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable text
+    sender = sanitize_address(settings.DEFAULT_FROM_EMAIL, settings.DEFAULT_CHARSET)
+    head = (
+        _header("From", sender, encoded=True)
+        + _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+        + _header("List-Id", list_id(prepared), encoded=True)
+        + _header("X-Campaign-Id", str(prepared.campaign_id))
+        + "MIME-Version: 1.0\r\n"
+        + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+    )
+    return Frame(
+        prepared=prepared,
+        sender=parseaddr(sender)[1],
+        head=head.encode("ascii"),
+        text=_encoded_pieces(prepared.text),
+        html=_encoded_pieces(prepared.html),
+        boundary=boundary.encode("ascii"),
+    )
+
+
+def _encoded_pieces(template: str) -> tuple[list[bytes], list[str]]:
+    pieces = _PLACEHOLDER_SPLIT.split(template.replace("\r\n", "\n").replace("\r", "\n"))
+    literals = [_qp(piece) for piece in pieces[::2]]
+    literals[-1] = literals[-1].removesuffix(b"=\r\n")
+    return literals, pieces[1::2]
+
+
+def _join(pieces: tuple[list[bytes], list[str]], values: dict[str, str]) -> bytes:
+    literals, names = pieces
+    encoded: dict[str, bytes] = {}
+    out = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
+        value = encoded.get(name)
+        if value is None:
+            value = encoded[name] = _qp(values[name])
+        out += (value, literal)
+    return b"".join(out)
+
+
+def _qp(text: str) -> bytes:
+    """``text`` quoted-printable (CRLF line ends), ending in a soft line break."""
+    if text.isascii() and len(text) < 76 and text.isprintable() and "=" not in text and text[-1:] != " ":
+        return text.encode("ascii") + b"=\r\n"  # as is: nothing in it needs encoding
+    data = text.replace("\n", _CRLF).encode("utf-8")
+    encoded = binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    # The soft break added below takes one character of the last line: keep it within 76.
+    start = encoded.rfind(b"\n") + 1
+    if len(encoded) - start > 75:
+        cut = start
+        while cut + (3 if encoded[cut] == ord("=") else 1) - start <= 72:
+            cut += 3 if encoded[cut] == ord("=") else 1
+        encoded = encoded[:cut] + b"=\r\n" + encoded[cut:]
+    return encoded + b"=\r\n"
+
+
+def _part_head(subtype: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii")
+
+
+def _header(name: str, value: str, *, fold: str = "", encoded: bool = False) -> str:
+    """One header line (CRLF), RFC 2047-encoded unless it is plain printable ASCII or
+    ``encoded`` already (``formataddr``, ``sanitize_address``)."""
+    if value.isascii() and value.isprintable() and (encoded or "=?" not in value):
+        if fold and len(name) + len(value) > 76:
+            # RFC 5322 folding: a line break before the whitespace after each ``fold``.
+            value = value.replace(fold, fold.rstrip() + _CRLF + " ")
+        if all(len(line) <= 990 for line in value.split(_CRLF)):
+            return f"{name}: {value}{_CRLF}"
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=_CRLF)}{_CRLF}"
+
+
+def _list_unsubscribe(unsubscribe_url: str) -> str:
+    mailto = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
+    return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
+
+
 def list_id(prepared: PreparedCampaign) -> str:
     """RFC 2919 List-Id, one per purpose: ``Newsletter <newsletter.example.com>``."""
     # Staff name purposes; a newline there must not end the header (RFC 5322 header folding).
@@ -179,10 +400,9 @@ def list_id(prepared: PreparedCampaign) -> str:
 
 
 def _headers(prepared: PreparedCampaign, *, unsubscribe_url: str) -> dict[str, str]:
-    mailto = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
     return {
         # RFC 8058 §3.1: an https URI to POST "List-Unsubscribe=One-Click" to, and a mailto.
-        "List-Unsubscribe": f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>",
+        "List-Unsubscribe": _list_unsubscribe(unsubscribe_url),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": list_id(prepared),
         "X-Campaign-Id": str(prepared.campaign_id),
@@ -208,7 +428,13 @@ def _consented_on(at: datetime | None) -> str:
     # Completes "…you agreed to Newsletter emails" in the footer; nothing when unknown.
     if at is None:
         return ""
-    return " " + gettext("on %(date)s") % {"date": dateformat.format(timezone.localtime(at), "j F Y")}
+    return _on_day(timezone.localtime(at).date(), get_language())
+
+
+# Formatting a date is most of a recipient's values; a batch's consents span few days.
+@functools.lru_cache(maxsize=4096)
+def _on_day(day: date, language: str | None) -> str:
+    return " " + gettext("on %(date)s") % {"date": dateformat.format(day, "j F Y")}
 
 
 def _site_url(path: str) -> str:

@@ -26,7 +26,8 @@ our own unsubscribe and preferences pages are never rewritten.
 **Wiring** (``rendering``/``dispatch``): ``tracked_copy(prepared, campaign)`` once per
 campaign, next to the plain ``prepared``; per batch, ``trackable_subscriber_ids`` decides
 which copy each recipient gets; ``PLACEHOLDER`` is filled with ``url_maker()(id)`` for
-tracked recipients; ``deliveries_mark_tracked`` records which messages carried tracking;
+tracked recipients; ``Delivery.tracked`` records which messages carried tracking (set by
+dispatch in the statement that records the batch; ``deliveries_mark_tracked`` for one-offs);
 ``disable_provider_tracking`` on every message keeps the provider's own tracking off.
 
 Plain Python: no Celery, no request. Settings are read when called, never at import.
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from django.core.mail import EmailMessage
 
 # The per-recipient tracking base in a tracked copy; rendering fills it like the others.
-PLACEHOLDER = "%%TRACKING_URL%%"
+PLACEHOLDER = rendering.TRACKING_URL
 OPEN_SUFFIX = "/open.gif"
 # How our own events are named among the providers' (DeliveryEvent.esp_name).
 ESP_NAME = "platform"
@@ -107,7 +108,7 @@ def url_prefix() -> str:
 def url_maker() -> Callable[[int], str]:
     """The value of ``PLACEHOLDER`` for a delivery id, as a function made once per batch:
     the prefix and the signer are worked out once, then each recipient costs one HMAC."""
-    prefix, signer = url_prefix(), _signer()
+    prefix, signer = url_prefix(), rendering.BatchSigner(_signer())
     return lambda delivery_id: prefix + signer.sign(signing.b62_encode(int(delivery_id)))
 
 

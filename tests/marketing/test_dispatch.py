@@ -13,6 +13,7 @@ from marketing import dispatch, rendering, services
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.models import Channel
+from tests.conftest import SMTPServer, free_port
 from tests.marketing.backends import ScriptedBackend, sent_to
 from tests.marketing.conftest import WEB
 
@@ -120,3 +121,51 @@ def test_a_campaign_that_keeps_failing_pauses_itself_and_says_why(audience, camp
     assert campaign.status == Campaign.Status.PAUSED
     assert "failed" in campaign.paused_reason
     assert statuses(campaign)[Delivery.Status.QUEUED] == 3  # stopped after the first batch
+
+
+class PipeliningServer(SMTPServer):
+    """aiosmtpd offering PIPELINING (RFC 2920), as Postfix does; refuses one recipient."""
+
+    refused: str = ""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address == self.refused:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_over_smtp_with_pipelining_each_message_arrives_once_and_a_refusal_is_recorded(
+    audience, campaign, settings
+):
+    from aiosmtpd.controller import Controller
+
+    server = PipeliningServer(host="127.0.0.1", port=free_port())
+    server.refused = audience.eligible[2].email
+    controller = Controller(server, hostname=server.host, port=server.port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = server.host, server.port
+    try:
+        services.campaign_send(campaign_id=campaign.pk, actor=None)
+    finally:
+        controller.stop()
+    others = [s for s in audience.eligible if s.email != server.refused]
+    assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(s.email for s in others)
+    assert all(len(m.rcpt_tos) == 1 for m in server.messages)
+    refused = Delivery.objects.get(campaign=campaign, subscriber=audience.eligible[2])
+    assert refused.status == Delivery.Status.FAILED and "550 5.1.1 no such user here" in refused.error
+    sent = {d.subscriber.email: d for d in Delivery.objects.filter(campaign=campaign, status="sent")}
+    for mail in server.messages:
+        message = mail.message
+        # The Message-ID recorded is the one the message carried.
+        assert sent[mail.rcpt_tos[0]].provider_message_id == message["Message-ID"]
+        assert str(message["Subject"]) == "News" and message["To"] == mail.rcpt_tos[0]
+        text = message.get_body(preferencelist=("plain",))
+        assert text is not None and "Hi " in text.get_content()
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent_count, campaign.failed_count) == (Campaign.Status.SENT, 4, 1)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.test.signals import template_rendered
+from django.urls import reverse
 from django.utils.html import escape
 
 from marketing import rendering
@@ -294,3 +295,102 @@ def test_the_message_goes_out_with_both_parts(campaign, mailoutbox):
     assert sent.subject == "News for Ada"
     assert sent.alternatives[0].mimetype == "text/html"
     assert sent.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+# --- SMTP: the frame built once, bytes per recipient ---------------------------------------
+
+AWKWARD = [
+    "Ada Lovelace",
+    "Zoë Ünal",
+    'Tom&<b>"Jerry"</b>=3D=',
+    "X" * 120,  # one long word: the encoding must wrap it
+    "",
+    "%%UNSUBSCRIBE_URL%%",
+    "=?utf-8?q?Eve?= trailing",
+    "😀 emoji",
+]
+TOKENS = re.compile(r"/(u|preferences)/[^/\s\"<>]+/")
+
+
+def as_received(raw: bytes) -> dict[str, str]:
+    """What a mail program shows: the headers and both parts, per-recipient tokens masked
+    (both builders sign in their own second)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    shown = {
+        name: " ".join(str(message[name]).split())
+        for name in (
+            "Subject",
+            "From",
+            "To",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "List-Id",
+            "X-Campaign-Id",
+        )
+    }
+    for subtype in ("plain", "html"):
+        part = message.get_body(preferencelist=(subtype,))
+        assert part is not None, subtype
+        shown[subtype] = str(part.get_content())
+    # Line ends as text: CRLF on the wire either way (RFC 5322), as Python decodes each.
+    return {key: TOKENS.sub(r"/\1/T/", value).replace("\r\n", "\n") for key, value in shown.items()}
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_the_smtp_frame_gives_every_recipient_what_the_mime_builder_gives(campaign, name):
+    campaign.subject = "Grüße, {{ first_name }}: a long subject line that goes on " + "and on " * 12
+    campaign.body += "\n\nA line far longer than seventy-six characters, with = signs, Grüße and 😀 " * 3
+    campaign.body += "\n\nEnds with spaces before the name:   {{ first_name }}   \n"
+    prepared = rendering.prepare(campaign)
+    frame = rendering.smtp_frame(prepared)
+    ada = recipient(name=name, email="ada.l+news@example.org")
+    raw = frame.message(ada, link_maker=rendering.LinkMaker(), message_id="<1@example.com>", date="x")
+    assert raw is not None
+    lines = raw.split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and raw.isascii()
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76  # RFC 2045 §6.7
+    assert max(len(line) for line in lines) <= 998  # RFC 5322 §2.1.1
+    built = rendering.build_message(prepared, ada).message().as_bytes()
+    assert as_received(raw) == as_received(built)
+
+
+def test_the_tracked_copy_through_the_frame_carries_the_recipients_tracking_url(campaign):
+    from marketing import tracking
+
+    tracked = tracking.tracked_copy(rendering.prepare(campaign), campaign)
+    base = f"{SITE}/t/some-token"
+    ada = recipient(tracking_url=base)
+    raw = rendering.smtp_frame(tracked).message(
+        ada, link_maker=rendering.LinkMaker(), message_id="<1@example.com>", date="x"
+    )
+    assert raw is not None
+    shown = as_received(raw)
+    assert f'<img src="{base}/open.gif"' in shown["html"] and f'href="{base}/1/"' in shown["html"]
+    assert f"]({base}/1/)" in shown["plain"]
+    assert shown == as_received(rendering.build_message(tracked, ada).message().as_bytes())
+
+
+def test_an_address_the_frame_cannot_write_as_is_goes_to_the_mime_builder(campaign):
+    frame = rendering.smtp_frame(rendering.prepare(campaign))
+    for address in ("zoë@example.org", "a b@example.org", '"q"@example.org', "a@b@c"):
+        assert (
+            frame.message(
+                recipient(email=address), link_maker=rendering.LinkMaker(), message_id="<1@x>", date="x"
+            )
+            is None
+        )
+
+
+def test_the_batch_link_maker_makes_the_links_reverse_and_links_make_make(campaign, monkeypatch):
+    monkeypatch.setattr("django.core.signing.time.time", lambda: 1_750_000_000.5)
+    make = rendering.LinkMaker()
+    for subscriber_id, purpose_id, generation in ((11, 3, 4), (1, 1, 1), (10**12, 62, 99)):
+        unsubscribe = make.unsubscribe(subscriber_id, purpose_id)
+        token = links.make("unsubscribe", subscriber_id, purpose_id)
+        assert unsubscribe == f"{SITE}{reverse('subscribers:unsubscribe', args=[token])}"
+        claims = links.read("unsubscribe", token_in(unsubscribe, "u"), max_age=10**10)
+        assert claims and (claims.subscriber_id, claims.purpose_id) == (subscriber_id, purpose_id)
+        preferences = make.preferences(subscriber_id, generation)
+        token = links.make("preferences", subscriber_id, generation=generation)
+        assert preferences == f"{SITE}{reverse('subscribers:preferences', args=[token])}"
