@@ -213,6 +213,17 @@ TABLE: dict[str, Row] = {
         staff((), otherwise=REFUSED) | {C: DENIED},
         post=staff((M, S)),
     ),
+    # Reports: aggregates for every staff role; the recipients CSV (personal data) is Compliance's.
+    "admin:marketing_campaign_report": Row(
+        lambda w, r: f"/admin/marketing/campaign/{w.campaign.pk}/report/", staff(EVERY_STAFF)
+    ),
+    "admin:marketing_campaign_report_csv": Row(
+        lambda w, r: f"/admin/marketing/campaign/{w.campaign.pk}/report/recipients.csv", staff((C, S))
+    ),
+    "admin:reports_list_health": Row(fixed("/admin/reports/list-health/"), staff(EVERY_STAFF)),
+    "admin:reports_list_health_csv": Row(
+        fixed("/admin/reports/list-health/consents.csv"), staff(EVERY_STAFF)
+    ),
     # --- Staff accounts: superusers only ------------------------------------------------
     **model_admin(
         "auth", "user", lambda w: w.staff["marketer"].pk, view=(S,), add=(S,), change=(S,), delete=(S,)
