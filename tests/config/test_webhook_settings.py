@@ -36,6 +36,8 @@ def test_anymail_variables_and_email_url_parameters_become_anymail_settings(tmp_
         "MAILGUN_API_KEY": "k",
         "MAILGUN_WEBHOOK_SIGNING_KEY": "from-url",
         "POSTAL_WEBHOOK_KEY": "postal-key",
+        # A number, not the environment's string: anymail passes it to requests as a timeout.
+        "REQUESTS_TIMEOUT": 30.0,
         "WEBHOOK_SECRET": ["hooks:secret"],
     }
 
