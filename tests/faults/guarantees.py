@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.core.management import call_command
@@ -40,6 +40,32 @@ class Row:
 
 
 ROWS: list[Row] = []
+
+
+@dataclass
+class Hold:
+    subscriber: Subscriber
+
+
+@contextlib.contextmanager
+def withdrawal_during_fault(campaign: Campaign, audience: helpers.Audience) -> Iterator[Hold]:
+    """Lock the last recipient due before any worker runs; on leaving the block (once the
+    fault has happened), withdraw their consent and let go.
+
+    Workers claim with SKIP LOCKED, so the campaign cannot finish, however fast it goes,
+    before the withdrawal is in: the withdrawal falls during the fault by construction.
+    """
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED)
+            .order_by("-id")
+            .select_for_update(of=("self",))
+            .select_related("subscriber")
+            .first()
+        )
+        assert delivery is not None, "start the campaign before the workers"
+        yield Hold(delivery.subscriber)
+        helpers.withdraw(delivery.subscriber, audience.purpose)
 
 
 def withdraw_a_queued(campaign: Campaign, audience: helpers.Audience) -> Subscriber:
