@@ -12,8 +12,6 @@ A test whose service is missing skips locally with the reason; with ``CI`` or
 
 from __future__ import annotations
 
-import email
-import email.policy
 import importlib
 import logging
 import os
@@ -25,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, NoReturn, cast
 from urllib.parse import quote
@@ -39,6 +36,7 @@ from config.celery import app as celery_app
 from subscribers import services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentText, Purpose, Subscriber
+from tests.e2e.smtp_server import ReceivedMail, SMTPServer  # noqa: F401 (tests import them from here)
 from tests.factories import publish_text
 
 logger = logging.getLogger(__name__)
@@ -188,52 +186,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@dataclass
-class ReceivedMail:
-    mail_from: str
-    rcpt_tos: list[str]
-    raw: bytes
-    message: EmailMessage
-
-
-@dataclass
-class SMTPServer:
-    host: str
-    port: int
-    messages: list[ReceivedMail] = field(default_factory=list)
-    _arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
-
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedMail]:
-        """The first ``count`` messages, waiting up to ``timeout`` seconds for them."""
-        with self._arrived:
-            if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout):
-                raise TimeoutError(
-                    f"SMTP server got {len(self.messages)} message(s) in {timeout:.0f} s, expected {count}"
-                )
-            return list(self.messages[:count])
-
-    # aiosmtpd handler hook
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content
-        if isinstance(raw, str):
-            raw = raw.encode()
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
-        mail = ReceivedMail(
-            mail_from=envelope.mail_from,
-            rcpt_tos=list(envelope.rcpt_tos),
-            raw=raw,
-            message=parsed,
-        )
-        with self._arrived:
-            self.messages.append(mail)
-            self._arrived.notify_all()
-        return "250 Message accepted for delivery"
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import SMTPServer
+from tests.e2e.smtp_server import SMTPServer
 
 
 @dataclass
