@@ -35,6 +35,12 @@ MERGE_TAGS: dict[str, tuple[str, str]] = {
     # anymail applies merge_field_format to the key; "{}" (set in esp_extra) keeps it as is.
     "anymail.backends.sendgrid.EmailBackend": ("-nl_{}-", "-nl_{}-"),
 }
+# Providers that fill merge tags in headers too ("%recipient.KEY% virtually anywhere in the
+# message, including header fields", Mailgun's batch sending docs): the one-click header then
+# names the unsubscribe variable the footer already sends, instead of carrying each
+# recipient's link a second time (a third of the call's bytes, which anymail's ``requests``
+# percent-encodes in Python one byte at a time). SendGrid's substitutions skip headers.
+TAGS_IN_HEADERS = frozenset({"anymail.backends.mailgun.EmailBackend"})
 # anymail's per-recipient status names (anymail.message.ANYMAIL_STATUSES).
 REFUSED_STATUSES = frozenset({"invalid", "rejected", "failed"})
 # Placeholder -> variable name; the HTML part uses the name with ``_html`` appended.
@@ -63,10 +69,14 @@ def build_message(
     backend: str | None = None,
 ) -> EmailMultiAlternatives:
     """One message for all ``recipients`` (keyed by Delivery id), personalised by the provider."""
-    tag_format, key_format = MERGE_TAGS[backend or settings.EMAIL_BACKEND]
+    backend = backend or settings.EMAIL_BACKEND
+    tag_format, key_format = MERGE_TAGS[backend]
+    tags_in_headers = backend in TAGS_IN_HEADERS
     # Only what this copy holds: the untracked copy has no tracking URL to fill.
     written = prepared.subject + prepared.text + prepared.html
     used = {p: name for p, name in VARIABLES.items() if p in written}
+    if tags_in_headers:
+        used.setdefault(rendering.UNSUBSCRIBE_URL, VARIABLES[rendering.UNSUBSCRIBE_URL])
     link_maker = rendering.LinkMaker()
     values = {
         delivery_id: rendering.recipient_values(prepared, recipient, link_maker=link_maker)
@@ -89,13 +99,17 @@ def build_message(
             if placeholder in escaped:
                 data[key_format.format(f"{name}_html")] = html_values[placeholder]
         merge_data[recipient.email] = data
-        # RFC 8058: each recipient's own one-click link; the other headers are everyone's.
-        merge_headers[recipient.email] = {
-            "List-Unsubscribe": rendering._list_unsubscribe(text_values[rendering.UNSUBSCRIBE_URL])
-        }
+        if not tags_in_headers:
+            # RFC 8058: each recipient's own one-click link; the other headers are everyone's.
+            merge_headers[recipient.email] = {
+                "List-Unsubscribe": rendering._list_unsubscribe(text_values[rendering.UNSUBSCRIBE_URL])
+            }
         merge_metadata[recipient.email] = {DELIVERY_ID: str(delivery_id)}
-    shared_headers = rendering._headers(prepared, unsubscribe_url="")
-    del shared_headers["List-Unsubscribe"]
+    shared_headers = rendering._headers(
+        prepared, unsubscribe_url=text_tags.get(rendering.UNSUBSCRIBE_URL, "")
+    )
+    if not tags_in_headers:
+        del shared_headers["List-Unsubscribe"]
 
     message = EmailMultiAlternatives(
         # The first name is one word (rendering._first_name): the subject stays one line.
@@ -108,7 +122,8 @@ def build_message(
     )
     message.attach_alternative(rendering._fill(prepared.html, html_tags), "text/html")
     message.merge_data = merge_data  # type: ignore[attr-defined]
-    message.merge_headers = merge_headers  # type: ignore[attr-defined]
+    if merge_headers:
+        message.merge_headers = merge_headers  # type: ignore[attr-defined]
     message.merge_metadata = merge_metadata  # type: ignore[attr-defined]
     message.metadata = {CAMPAIGN_ID: str(prepared.campaign_id)}  # type: ignore[attr-defined]
     if key_format != "{}":

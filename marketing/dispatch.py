@@ -52,19 +52,32 @@ class BatchResult:
     outage: str = ""
 
 
-def claim_batch(*, campaign_id: int, size: int) -> list[int]:
-    """Claim up to ``size`` deliveries that are due: queued, or claimed by a worker presumed dead."""
+def claim_batch(*, campaign_id: int, size: int, after: int = 0) -> list[int]:
+    """Claim up to ``size`` deliveries that are due: queued, or claimed by a worker presumed dead.
+
+    ``after``: the highest id this runner claimed before. Deliveries are claimed in id order,
+    so below it everything is sent, in flight or waiting for a retry. The first query takes
+    the queued rows past it, which is an ordered range of the claim index whatever the
+    planner's statistics say: at a million recipients, the one query for everything due cost
+    ~0.25 s a claim (it sorted every queued row, or scanned the primary key from the start
+    past every row already sent). Only when nothing is queued past ``after`` is the whole
+    campaign looked at, so retries and batches left by a dead worker are still found, later.
+    """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.DISPATCH_LEASE_SECONDS)
     due = Q(status=Delivery.Status.QUEUED) & (Q(retry_after__isnull=True) | Q(retry_after__lte=now))
     abandoned = Q(status=Delivery.Status.CLAIMED, claimed_at__lt=stale)
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
     with transaction.atomic():
-        ids = list(
-            Delivery.objects.filter(due | abandoned, campaign_id=campaign_id)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:size]
-        )
+        ids: list[int] = []
+        for claimable in (deliveries.filter(due, id__gt=after), deliveries.filter(due | abandoned)):
+            ids = list(
+                claimable.order_by("id")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[:size]
+            )
+            if ids:
+                break
         if ids:
             # Counting attempts at claim time also catches a batch that kills its worker every time.
             Delivery.objects.filter(id__in=ids).update(
@@ -85,11 +98,12 @@ def run(*, campaign_id: int) -> RunOutcome:
     total = 0
     prepared: rendering.PreparedCampaign | None = None
     tracked: rendering.PreparedCampaign | None = None
+    after = 0
     while True:
         campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
         if campaign.status != Campaign.Status.SENDING:
             return RunOutcome(sent=total)
-        ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE)
+        ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE, after=after)
         if not ids:
             if services.campaign_finish_if_done(campaign_id=campaign_id):
                 return RunOutcome(sent=total)
@@ -97,6 +111,7 @@ def run(*, campaign_id: int) -> RunOutcome:
         if prepared is None or tracked is None:
             prepared = rendering.prepare(campaign)
             tracked = tracking.tracked_copy(prepared, campaign)
+        after = max(ids)
         result = send_batch(campaign=campaign, prepared=prepared, tracked=tracked, delivery_ids=ids)
         total += result.sent
         if result.outage:

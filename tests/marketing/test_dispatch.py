@@ -169,3 +169,19 @@ def test_over_smtp_with_pipelining_each_message_arrives_once_and_a_refusal_is_re
         assert text is not None and "Hi " in text.get_content()
     campaign.refresh_from_db()
     assert (campaign.status, campaign.sent_count, campaign.failed_count) == (Campaign.Status.SENT, 4, 1)
+
+
+def test_a_claim_starts_after_the_runners_last_one_and_still_finds_retries_behind_it(
+    audience, campaign, django_capture_on_commit_callbacks
+):
+    start_without_running(campaign, django_capture_on_commit_callbacks)
+    ids = list(Delivery.objects.filter(campaign=campaign).order_by("id").values_list("id", flat=True))
+    first = dispatch.claim_batch(campaign_id=campaign.pk, size=2)
+    assert first == ids[:2]
+    # The first one failed for now and is due again; the runner goes on past its last claim.
+    Delivery.objects.filter(id=first[0]).update(status=Delivery.Status.QUEUED, retry_after=timezone.now())
+    assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=max(first)) == ids[2:4]
+    assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=ids[3]) == ids[4:]
+    # Nothing is due past the last claim: the whole campaign is looked at, and the retry found.
+    assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=ids[-1]) == [first[0]]
+    assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=ids[-1]) == []
