@@ -254,6 +254,7 @@ DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=200)
 # Runners queued when a campaign starts or resumes: about the number of worker processes.
 DISPATCH_RUNNERS = env.int("DISPATCH_RUNNERS", default=4)
 DISPATCH_LEASE_SECONDS = env.int("DISPATCH_LEASE_SECONDS", default=300)
+DISPATCH_RUN_SECONDS = env.float("DISPATCH_RUN_SECONDS", default=10.0)
 DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
 DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=30.0)
 DISPATCH_MAX_FAILURE_RATE = env.float("DISPATCH_MAX_FAILURE_RATE", default=0.2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formatdate, make_msgid
@@ -91,10 +92,15 @@ class RunOutcome:
     sent: int
     # Seconds until the earliest retry is due, when retries are all that is left.
     next_retry_in: float | None = None
+    # The run used up its DISPATCH_RUN_SECONDS with batches still due: queue it again.
+    more: bool = False
 
 
 def run(*, campaign_id: int) -> RunOutcome:
-    """Send batches of ``campaign_id`` until none is due or the campaign stops sending."""
+    """Send batches of ``campaign_id`` until none is due, the campaign stops sending, or
+    ``DISPATCH_RUN_SECONDS`` have passed (``more``): a worker then takes the tasks queued
+    meanwhile, such as someone's double opt-in email, before this campaign's next turn."""
+    started = time.monotonic()
     total = 0
     prepared: rendering.PreparedCampaign | None = None
     tracked: rendering.PreparedCampaign | None = None
@@ -120,6 +126,8 @@ def run(*, campaign_id: int) -> RunOutcome:
         _pause_if_failing(campaign_id)
         # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
         guardrails.campaign_guard(campaign_id=campaign_id)
+        if time.monotonic() - started >= settings.DISPATCH_RUN_SECONDS:
+            return RunOutcome(sent=total, more=True)
 
 
 def send_batch(

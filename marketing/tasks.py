@@ -27,7 +27,10 @@ from marketing.reports import rollup
 )
 def run_campaign(campaign_id: int) -> int:
     outcome = dispatch.run(campaign_id=campaign_id)
-    if outcome.next_retry_in is not None:
+    if outcome.more:
+        # To the back of the queue: what was queued meanwhile goes first.
+        run_campaign.delay(campaign_id)
+    elif outcome.next_retry_in is not None:
         # Only retries are left: come back when the first is due, not at the next sweep.
         run_campaign.apply_async((campaign_id,), countdown=outcome.next_retry_in)
     return outcome.sent

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from marketing import dispatch, rendering, services
+from marketing import dispatch, rendering, services, tasks
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.models import Channel
@@ -185,3 +185,19 @@ def test_a_claim_starts_after_the_runners_last_one_and_still_finds_retries_behin
     # Nothing is due past the last claim: the whole campaign is looked at, and the retry found.
     assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=ids[-1]) == [first[0]]
     assert dispatch.claim_batch(campaign_id=campaign.pk, size=2, after=ids[-1]) == []
+
+
+def test_a_run_hands_its_worker_back_after_its_time_and_the_task_queues_it_again(
+    audience, campaign, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    start_without_running(campaign, django_capture_on_commit_callbacks)
+    settings.DISPATCH_BATCH_SIZE = 2
+    settings.DISPATCH_RUN_SECONDS = 0
+    outcome = dispatch.run(campaign_id=campaign.pk)
+    assert (outcome.sent, outcome.more, len(mailoutbox)) == (2, True, 2)
+    assert statuses(campaign) == {"sent": 2, "queued": 3}
+    # The task queues the next turn itself (run at once here: Celery is eager in these tests).
+    tasks.run_campaign(campaign.pk)
+    assert sorted(sent_to()) == sorted(s.email for s in audience.eligible)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
