@@ -27,7 +27,7 @@ from subscribers.models import (
     Purpose,
     Subscriber,
 )
-from subscribers.services.signup import address_hash
+from subscribers.services.signup import address_hash, lift_erasure_suppression
 
 # What mail by post needs on file, as the signup form asks for it.
 POSTAL_FIELDS = ("address_line1", "postal_code", "city", "country")
@@ -306,6 +306,8 @@ def email_change_confirm(*, request_id: Any, evidence: Evidence) -> EmailChangeR
         evidence=_replace_submitted(evidence, {"old_email": old_email, "new_email": new_email}),
         occurred_at=now,
     )
+    # Someone once erased this address; its owner now asks for mail at it.
+    lift_erasure_suppression(subscriber, evidence, now)
     change.confirmed_at = now
     change.save(update_fields=["confirmed_at"])
     return change

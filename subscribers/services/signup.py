@@ -250,16 +250,17 @@ def subscription_confirm(*, request_id: Any, evidence: Evidence) -> Confirmation
         state.confirmed_at = now
         state.last_event = event
         state.save(update_fields=["status", "consent_text", "confirmed_at", "last_event"])
-    _end_erasure_suppression(subscriber, evidence, now)
+    lift_erasure_suppression(subscriber, evidence, now)
     _apply_profile(subscriber, request.profile)
     request.confirmed_at = now
     request.save(update_fields=["confirmed_at"])
     return request
 
 
-def _end_erasure_suppression(subscriber: Subscriber, evidence: Evidence, now: datetime) -> None:
-    """An erased address signed up anew, and double opt-in proved it is its owner's: the
-    suppression left by the erasure has done its job. A bounce or complaint one stays."""
+def lift_erasure_suppression(subscriber: Subscriber, evidence: Evidence, now: datetime) -> None:
+    """An erased address came back, and a click from its mailbox proved it is its owner's
+    (double opt-in, or a confirmed address change): the suppression left by the erasure has
+    done its job. A bounce or complaint one stays."""
     erasure = Suppression.objects.filter(email_hash=subscriber.email_hash, reason=Suppression.Reason.ERASURE)
     if not subscriber.email_hash or not erasure.exists():
         return

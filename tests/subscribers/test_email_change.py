@@ -13,7 +13,14 @@ from django.utils import timezone
 
 from subscribers import ledger, links, selectors, services, tasks, tokens
 from subscribers.ledger import Evidence
-from subscribers.models import ConsentEvent, ConsentState, EmailChangeRequest, Purpose, Subscriber
+from subscribers.models import (
+    ConsentEvent,
+    ConsentState,
+    EmailChangeRequest,
+    Purpose,
+    Subscriber,
+    Suppression,
+)
 from tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db
@@ -303,3 +310,35 @@ def test_a_retried_email_task_never_sends_either_email_twice(ada, mailoutbox):
     tasks.send_email_change_confirmation(str(change.pk))
     tasks.send_email_change_notice(str(change.pk))
     assert len(mailoutbox) == before
+
+
+def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce(client, ada, mailoutbox):
+    newsletter = Purpose.objects.get(slug="newsletter")
+    # Two people asked us, long ago, to erase them; one other address bounced for good.
+    for address in ("old.ada@example.net", "bounced@example.net"):
+        gone = SubscriberFactory(email=address, email_hash=services.address_hash(address))
+        services.subscriber_erase(
+            subscriber=gone, evidence=Evidence(source=ConsentEvent.Source.PREFERENCE_CENTRE)
+        )
+    Suppression.objects.filter(email_hash=services.address_hash("bounced@example.net")).update(
+        reason=Suppression.Reason.HARD_BOUNCE
+    )
+
+    ask(client, ada, "old.ada@example.net")
+    confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["old.ada@example.net"])))
+    ada.refresh_from_db()
+    assert ada.email == "old.ada@example.net"
+    assert not Suppression.objects.filter(email_hash=ada.email_hash).exists()
+    assert kinds(ada)[-2:] == [ConsentEvent.Kind.EMAIL_CHANGED, ConsentEvent.Kind.SUPPRESSION_LIFTED]
+    assert selectors.sendable_consents(purpose_id=newsletter.pk).filter(subscriber=ada).exists()
+
+    mailoutbox.clear()
+    ask(client, ada, "bounced@example.net")
+    confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["bounced@example.net"])))
+    ada.refresh_from_db()
+    assert ada.email == "bounced@example.net"
+    assert Suppression.objects.filter(
+        email_hash=ada.email_hash, reason=Suppression.Reason.HARD_BOUNCE
+    ).exists()
+    assert not selectors.sendable_consents(purpose_id=newsletter.pk).filter(subscriber=ada).exists()
+    assert list(ledger.verify()) == []
