@@ -42,13 +42,8 @@ class Row:
 ROWS: list[Row] = []
 
 
-@dataclass
-class Hold:
-    subscriber: Subscriber
-
-
 @contextlib.contextmanager
-def withdrawal_during_fault(campaign: Campaign, audience: helpers.Audience) -> Iterator[Hold]:
+def withdrawal_during_fault(campaign: Campaign, audience: helpers.Audience) -> Iterator[Subscriber]:
     """Lock the last recipient due before any worker runs; on leaving the block (once the
     fault has happened), withdraw their consent and let go.
 
@@ -64,7 +59,7 @@ def withdrawal_during_fault(campaign: Campaign, audience: helpers.Audience) -> I
             .first()
         )
         assert delivery is not None, "start the campaign before the workers"
-        yield Hold(delivery.subscriber)
+        yield delivery.subscriber
         helpers.withdraw(delivery.subscriber, audience.purpose)
 
 

@@ -56,10 +56,9 @@ def test_provider_faults(
     audience = helpers.make_audience(consent_texts, eligible=RECIPIENTS)
     FAULTS[fault](mailgun, audience)
     campaign = helpers.start_campaign(audience)
-    with guarantees.withdrawal_during_fault(campaign, audience) as hold:
+    with guarantees.withdrawal_during_fault(campaign, audience) as leaver:
         worker = start_celery_worker(**helpers.worker_env(mailgun.email_url, **WORKER))
         helpers.wait_until(lambda: faulted(mailgun), timeout=20, what="the fault", log=worker.log)
-    leaver = hold.subscriber
     guarantees.wait_until_finished(campaign, log=worker.log)
 
     refused = mailgun.refused
@@ -82,12 +81,11 @@ def test_a_long_provider_outage_pauses_the_campaign_and_fails_nobody(
     audience = helpers.make_audience(consent_texts, eligible=RECIPIENTS)
     mailgun.fail(10_000)
     campaign = helpers.start_campaign(audience)
-    with guarantees.withdrawal_during_fault(campaign, audience) as hold:
+    with guarantees.withdrawal_during_fault(campaign, audience) as leaver:
         worker = start_celery_worker(
             **helpers.worker_env(mailgun.email_url, **{**WORKER, "DISPATCH_MAX_ATTEMPTS": 3})
         )
         helpers.wait_until(lambda: faulted(mailgun), timeout=20, what="the outage", log=worker.log)
-    leaver = hold.subscriber
 
     def paused() -> bool:
         campaign.refresh_from_db()
@@ -122,14 +120,13 @@ def test_smtp_faults(
     for kind in ("451", "reset", "421"):
         faulty_smtp.faults.add(kind)
     campaign = helpers.start_campaign(audience)
-    with guarantees.withdrawal_during_fault(campaign, audience) as hold:
+    with guarantees.withdrawal_during_fault(campaign, audience) as leaver:
         worker = start_celery_worker(
             **helpers.worker_env(faulty_smtp.url, **WORKER, EMAIL_URL=faulty_smtp.url + "?timeout=2")
         )
         helpers.wait_until(
             lambda: bool(faulty_smtp.faults.injected), timeout=20, what="the fault", log=worker.log
         )
-    leaver = hold.subscriber
     guarantees.wait_until_finished(campaign, log=worker.log)
 
     assert faulty_smtp.faults.injected == {"451": 1, "reset": 1, "421": 1}
