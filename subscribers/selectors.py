@@ -162,6 +162,13 @@ def open_email_change(*, subscriber: Subscriber) -> EmailChangeRequest | None:
     ).first()
 
 
+def suppression_in_force(*, subscriber: Subscriber) -> Suppression | None:
+    """Why no mail goes to the subscriber's address whatever they choose, if something stops it."""
+    if not subscriber.email_hash:
+        return None
+    return Suppression.objects.filter(email_hash=subscriber.email_hash, lifted_at__isnull=True).first()
+
+
 # How long "at most weekly" and "at most monthly" hold mail back after the last one sent.
 FREQUENCY_GAPS = {Frequency.WEEKLY: timedelta(days=7), Frequency.MONTHLY: timedelta(days=30)}
 

@@ -25,10 +25,14 @@ def evidence_from(request: HttpRequest, source: str, submitted: dict | None = No
 
 def bad_link(request: HttpRequest) -> HttpResponse:
     """A forged, altered, expired or revoked link: say so kindly and offer a fresh one."""
-    contact = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
     return render(
         request,
         "subscribers/link_problem.html",
-        {"reason": "manage_link_invalid", "contact_email": contact, "manage_form": ManageLinkForm()},
+        {"reason": "manage_link_invalid", "contact_email": contact_email(), "manage_form": ManageLinkForm()},
         status=400,
     )
+
+
+def contact_email() -> str:
+    """Where a person can write to a human about their mail."""
+    return settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL

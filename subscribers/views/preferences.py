@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -36,7 +35,7 @@ from subscribers.preference_forms import (
     ResumeForm,
 )
 from subscribers.selectors import PurposePreferences
-from subscribers.views.common import bad_link, evidence_from
+from subscribers.views.common import bad_link, contact_email, evidence_from
 
 # Each request mails an address the link holder typed: keep that from becoming a way to
 # flood someone else's inbox.
@@ -258,6 +257,8 @@ def _page(
         "profile_form": pick(ProfileForm(subscriber=subscriber)),
         "email_form": pick(EmailChangeForm()),
         "pending_change": selectors.open_email_change(subscriber=subscriber),
+        "suppression": selectors.suppression_in_force(subscriber=subscriber),
+        "contact_email": contact_email(),
         # Every error is listed at the top too: a form's own spot may be far down the page.
         "errors": bound.errors if bound is not None else {},
         "problem": problem,
@@ -320,10 +321,9 @@ def _change_problem(request: HttpRequest, reason: str, *, email: str = "") -> Ht
         "already_confirmed": 200,
         "address_taken": 409,
     }
-    contact = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
     return render(
         request,
         "subscribers/email_change_problem.html",
-        {"reason": reason, "email": email, "contact_email": contact},
+        {"reason": reason, "email": email, "contact_email": contact_email()},
         status=status.get(reason, 400),
     )

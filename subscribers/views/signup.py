@@ -23,6 +23,7 @@ from subscribers.forms import SignupForm
 from subscribers.http import embeddable
 from subscribers.models import ConfirmationRequest, ConsentEvent
 from subscribers.selectors import SignupOffer
+from subscribers.views.common import contact_email
 from subscribers.views.common import evidence_from as _evidence
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,13 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             )
         except services.ConfirmationError as exc:
             return _link_problem(request, exc.reason)
-        return render(request, "subscribers/confirmed.html", {"items": _requested(request_id)})
+        confirmed = ConfirmationRequest.objects.select_related("subscriber").get(pk=request_id)
+        context = {
+            "items": _requested(request_id),
+            "suppression": selectors.suppression_in_force(subscriber=confirmed.subscriber),
+            "contact_email": contact_email(),
+        }
+        return render(request, "subscribers/confirmed.html", context)
     pending = ConfirmationRequest.objects.filter(pk=request_id).first()
     if pending is None:
         return _link_problem(request, "unknown")

@@ -312,7 +312,7 @@ def test_a_retried_email_task_never_sends_either_email_twice(ada, mailoutbox):
     assert len(mailoutbox) == before
 
 
-def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce(client, ada, mailoutbox):
+def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce_and_says_so(client, ada, mailoutbox):
     newsletter = Purpose.objects.get(slug="newsletter")
     # Two people asked us, long ago, to erase them; one other address bounced for good.
     for address in ("old.ada@example.net", "bounced@example.net"):
@@ -325,7 +325,8 @@ def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce(cl
     )
 
     ask(client, ada, "old.ada@example.net")
-    confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["old.ada@example.net"])))
+    moved = confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["old.ada@example.net"])))
+    assert "suppression-notice" not in client.get(moved.url).content.decode()
     ada.refresh_from_db()
     assert ada.email == "old.ada@example.net"
     assert not Suppression.objects.filter(email_hash=ada.email_hash).exists()
@@ -334,7 +335,11 @@ def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce(cl
 
     mailoutbox.clear()
     ask(client, ada, "bounced@example.net")
-    confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["bounced@example.net"])))
+    moved = confirm(client, confirm_path(next(m for m in mailoutbox if m.to == ["bounced@example.net"])))
+    # The person lands on their preferences, which say plainly that nothing goes there.
+    page = client.get(moved.url).content.decode()
+    assert "We don't send anything to this address at the moment" in page
+    assert "came back as undeliverable" in page
     ada.refresh_from_db()
     assert ada.email == "bounced@example.net"
     assert Suppression.objects.filter(

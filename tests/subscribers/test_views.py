@@ -7,8 +7,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from subscribers import tokens
-from subscribers.models import ConfirmationRequest, ConsentEvent, ConsentState, Subscriber
+from subscribers import selectors, services, tokens
+from subscribers.models import ConfirmationRequest, ConsentEvent, ConsentState, Subscriber, Suppression
 from tests.factories import publish_text
 
 pytestmark = pytest.mark.django_db
@@ -153,6 +153,33 @@ def test_a_link_scanners_get_does_not_confirm(client, consent_texts, mailoutbox)
     assert ConsentState.objects.get().status == ConsentState.Status.ACTIVE
     confirmed = ConsentEvent.objects.get(kind="confirmed")
     assert (confirmed.evidence.user_agent, confirmed.evidence.ip_address) == ("Phone/1.0", "198.51.100.20")
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        (Suppression.Reason.COMPLAINT, "reported as spam"),
+        (Suppression.Reason.HARD_BOUNCE, "came back as undeliverable"),
+    ],
+)
+def test_confirming_an_address_we_no_longer_mail_says_so(client, consent_texts, mailoutbox, reason, why):
+    Suppression.objects.create(email_hash=services.address_hash("ada@example.org"), reason=reason)
+    client.post(SIGNUP_URL, form_data(consent_texts))
+    done = client.post(confirm_url_from(mailoutbox[0]))
+    html = done.content.decode()
+    assert done.status_code == 200
+    assert "We don't send anything to this address at the moment" in html
+    assert why in html
+    # The choice is recorded as made; the suppression still decides that nothing is sent.
+    assert ConsentState.objects.get().status == ConsentState.Status.ACTIVE
+    assert not selectors.sendable_consents(purpose_id=consent_texts["newsletter"].purpose_id).exists()
+
+
+def test_confirming_an_address_we_mail_shows_no_warning(client, consent_texts, mailoutbox):
+    client.post(SIGNUP_URL, form_data(consent_texts))
+    html = client.post(confirm_url_from(mailoutbox[0])).content.decode()
+    assert "You're subscribed" in html or "You&#x27;re subscribed" in html
+    assert "suppression-notice" not in html
 
 
 @pytest.mark.parametrize(
