@@ -312,7 +312,7 @@ def test_a_retried_email_task_never_sends_either_email_twice(ada, mailoutbox):
     assert len(mailoutbox) == before
 
 
-def test_moving_to_an_address_once_erased_lifts_that_erasure_but_not_a_bounce_and_says_so(client, ada, mailoutbox):
+def test_moving_lifts_an_erasure_but_not_a_bounce_and_says_so(client, ada, mailoutbox):
     newsletter = Purpose.objects.get(slug="newsletter")
     # Two people asked us, long ago, to erase them; one other address bounced for good.
     for address in ("old.ada@example.net", "bounced@example.net"):
