@@ -19,9 +19,11 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
 WIDTH, HEIGHT = 760, 300
-LEFT, RIGHT, TOP, BOTTOM = 78, 190, 36, 48
+LEFT, RIGHT, TOP, BOTTOM = 78, 220, 36, 48
 # Rough width of a character at 12 px, to keep labels from overlapping or running off.
 CHAR = 6.8
+# Characters of a legend entry (11 px) that fit right of the plot.
+LEGEND_CHARS = 30
 _ids = itertools.count(1)
 
 
@@ -135,12 +137,11 @@ def line_chart(
             out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{style}/>')
         ly = TOP + 8 + 18 * k
         last = next((v for v in reversed(s.values) if v is not None), None)
-        legend = s.name if last is None else f"{s.name}: {_number(last, percent)}"
         out.append(
             f'<line x1="{WIDTH - RIGHT + 10}" x2="{WIDTH - RIGHT + 30}" y1="{ly}" y2="{ly}" '
             f'stroke="{color}" stroke-width="3"{style}/>'
             f'<text x="{WIDTH - RIGHT + 34}" y="{ly + 4}" font-size="11" fill="#222">'
-            f"{escape(legend[:26])}</text>"
+            f"<title>{escape(s.name)}</title>{escape(_legend(s.name, last, percent))}</text>"
         )
     if not values:
         out.append(
@@ -206,3 +207,10 @@ def bar_chart(
         out.append(f'<text x="{label_w + 8}" y="{top_y + 17}" fill="#666">No data yet</text>')
     out.append("</svg>")
     return mark_safe("".join(out))  # noqa: S308 - every text above is escaped
+
+
+def _legend(name: str, last: float | None, percent: bool) -> str:
+    """The series' name and latest value in the legend's width: the name gives way, never the value."""
+    value = "" if last is None else f": {_number(last, percent)}"
+    room = LEGEND_CHARS - len(value)
+    return (name if len(name) <= room else name[: max(room - 1, 1)] + "…") + value

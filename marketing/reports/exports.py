@@ -192,7 +192,7 @@ def activity_rows(board: Dashboard) -> tuple[list[str], list[list[Any]]]:
     header = [
         "day",
         "new_subscribers",
-        "sign_ups",
+        "consent_requests",
         "confirmations",
         "withdrawals",
         "suppressions",

@@ -158,15 +158,16 @@ def _consents_chart(board: Dashboard) -> Any:
 
 def _activity_chart(board: Dashboard) -> Any:
     fields = (
-        ("Sign-ups", "requested"),
+        ("Consent requests", "requested"),
         ("Confirmations", "confirmed"),
         ("Withdrawals", "withdrawn"),
         ("Suppressions", "suppressed"),
     )
     series = [charts.Series(name, [getattr(a, attr) for a in board.activity]) for name, attr in fields]
     return charts.line_chart(
-        title="Sign-ups, confirmations, withdrawals and suppressions per day",
-        desc="Totals over the period: "
+        title="Consents requested, confirmed and withdrawn, and suppressions, per day",
+        desc="Counted per purpose (one person asking for two kinds of mail makes two requests). "
+        "Totals over the period: "
         + ", ".join(f"{s.name} {sum(v or 0 for v in s.values)}" for s in series),
         x_labels=_day_labels(board),
         series=series,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from marketing import services, tracking
 from marketing.models import Campaign, CampaignAction, CampaignStat, Delivery, ListHealthDay
-from marketing.reports import exports, rollup
+from marketing.reports import charts, exports, rollup
 from marketing.reports.campaign import campaign_report
 from marketing.reports.health import list_health
 from subscribers import services as subscriber_services
@@ -315,7 +316,10 @@ def test_the_dashboard_rolls_up_each_day_from_the_ledger(client, marketer, conse
     assert page.content.decode().count('class="report-chart"') == 3
     assert 'href="/admin/reports/list-health/"' in client.get("/admin/").content.decode()
 
+    # Requests are per purpose, and the page says so rather than calling them sign-ups.
+    assert "Consent requests" in page.content.decode() and "Sign-ups" not in page.content.decode()
     rows_csv = read_csv(client.get("/admin/reports/list-health/activity.csv"))
+    assert rows_csv[0][:3] == ["day", "new_subscribers", "consent_requests"]
     assert rows_csv[1][:6] == [days[0].isoformat(), "4", "4", "3", "0", "0"]
     entry = LogEntry.objects.get(user=marketer)
     assert entry.change_message == "Downloaded the list-health table “activity” as CSV."
@@ -398,3 +402,20 @@ def test_a_withdrawal_counts_for_the_last_campaign_the_reader_got(campaign, read
     rollup.campaign_stats_refresh()
     first, second = (campaign_report(Campaign.objects.get(pk=c.pk)) for c in (campaign, later))
     assert (first.stage("unsubscribed").count, second.stage("unsubscribed").count) == (0, 1)
+
+
+def test_a_long_series_name_gives_way_in_the_legend_but_its_value_stays():
+    svg = str(
+        charts.line_chart(
+            title="t",
+            desc="d",
+            x_labels=["1 Dec", "2 Dec"],
+            series=[charts.Series("Product information (postal)", [120, 1234])],
+            x_title="Day",
+            y_title="n",
+        )
+    )
+    legend = re.search(r"<title>Product information \(postal\)</title>([^<]*)</text>", svg)
+    assert legend, svg
+    assert legend.group(1).endswith(": 1,234")
+    assert legend.group(1).startswith("Product information (p") and "…" in legend.group(1)
