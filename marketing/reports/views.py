@@ -167,8 +167,7 @@ def _activity_chart(board: Dashboard) -> Any:
     return charts.line_chart(
         title="Consents requested, confirmed and withdrawn, and suppressions, per day",
         desc="Counted per purpose (one person asking for two kinds of mail makes two requests). "
-        "Totals over the period: "
-        + ", ".join(f"{s.name} {sum(v or 0 for v in s.values)}" for s in series),
+        "Totals over the period: " + ", ".join(f"{s.name} {sum(v or 0 for v in s.values)}" for s in series),
         x_labels=_day_labels(board),
         series=series,
         x_title="Day",
