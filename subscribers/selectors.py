@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -35,11 +36,54 @@ class SignupOffer:
 
 
 def signup_offers(*, language: str | None = None) -> list[SignupOffer]:
-    """Active purposes with their latest published text, in ``language`` or the default one."""
-    wanted = [lang for lang in (language, settings.LANGUAGE_CODE) if lang]
-    texts = ConsentText.objects.filter(purpose__is_active=True, language__in=wanted).select_related("purpose")
+    """Active purposes with their latest published text, in ``language`` or the default one.
+
+    Kept per process under what decides them: every active purpose's row and the id,
+    digest and publication time of its latest text in each language wanted, read fresh
+    on every call in one plain statement. A new text version, or any edit to a purpose
+    however it is made (admin, shell, migration), changes that key, so a cached list is
+    never stale. The cached instances are shared between requests: read, never change them.
+    """
+    wanted = tuple(dict.fromkeys(lang for lang in (language, settings.LANGUAGE_CODE) if lang))
+    key = (wanted, _offers_fingerprint(wanted))
+    offers = _offers_kept.get(key)
+    if offers is None:
+        offers = _offers_load(wanted, text_ids=[row[-3] for row in key[1]])
+        if len(_offers_kept) >= _OFFERS_KEPT:
+            _offers_kept.clear()
+        _offers_kept[key] = offers
+    return list(offers)
+
+
+# The ORM's version of the offers (compiling a join, building every text version's model
+# instance) was about a third of a sign-up's CPU, paid on the page and again on the POST;
+# this statement is a tenth of that and needs no invalidation.
+_OFFERS_KEY_SQL = """
+SELECT p.id, p.slug, p.name, p.description, p.offers_email, p.offers_postal, p.position, p.kind,
+       t.language, t.id, t.digest, t.published_at
+FROM subscribers_consenttext t JOIN subscribers_purpose p ON p.id = t.purpose_id
+WHERE p.is_active AND t.language IN ({languages})
+  AND NOT EXISTS (
+    SELECT 1 FROM subscribers_consenttext n
+    WHERE n.purpose_id = t.purpose_id AND n.language = t.language AND n.version > t.version
+  )
+ORDER BY p.id, t.language
+"""
+_offers_kept: dict[tuple[Any, ...], list[SignupOffer]] = {}
+_OFFERS_KEPT = 32
+
+
+def _offers_fingerprint(wanted: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    sql = _OFFERS_KEY_SQL.format(languages=", ".join(["%s"] * len(wanted)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, wanted)
+        return tuple(tuple(row) for row in cursor.fetchall())
+
+
+def _offers_load(wanted: tuple[str, ...], *, text_ids: list[int]) -> list[SignupOffer]:
+    # By id: exactly the texts of the key (texts never change once published).
     best: dict[int, ConsentText] = {}
-    for text in texts.order_by("purpose_id", "-version"):
+    for text in ConsentText.objects.filter(pk__in=text_ids).select_related("purpose"):
         current = best.get(text.purpose_id)
         if current is None or (current.language != wanted[0] and text.language == wanted[0]):
             best[text.purpose_id] = text

@@ -277,6 +277,46 @@ def test_what_staff_change_shows_on_the_next_page(client, consent_texts):
     assert f"consent_{newer.pk}_email" in page
 
 
+def test_the_offers_are_kept_between_requests_while_nothing_changes(client, consent_texts):
+    from subscribers import selectors
+
+    first, again = selectors.signup_offers(language="en"), selectors.signup_offers(language="en")
+    # The same instances: the second call built nothing, only read the key.
+    assert [o.text for o in again] == [o.text for o in first]
+    assert all(a.text is b.text and a.purpose is b.purpose for a, b in zip(first, again, strict=True))
+
+
+def test_a_new_text_version_is_shown_and_recorded_as_soon_as_it_is_published(client, consent_texts):
+    purpose = consent_texts["newsletter"].purpose
+    old_page = client.get(SIGNUP_URL).content.decode()
+    assert f"consent_{consent_texts['newsletter'].pk}_email" in old_page
+    newer = publish_text(purpose, statement="Yes, the weekly letter please.", frequency="Every week.")
+    page = client.get(SIGNUP_URL).content.decode()
+    assert "Yes, the weekly letter please." in page
+    assert f"consent_{newer.pk}_email" in page
+    assert f"consent_{consent_texts['newsletter'].pk}_email" not in page
+    answer = client.post(SIGNUP_URL, {"email": "ada@example.org", f"consent_{newer.pk}_email": "on"})
+    assert answer.status_code == 302
+    event = ConsentEvent.objects.get()
+    assert (event.consent_text_id, event.evidence.submitted["choices"][0]["version"]) == (newer.pk, 2)
+    assert ConsentState.objects.get().consent_text_id == newer.pk
+
+
+def test_a_purpose_changed_behind_the_orm_shows_at_once(client, consent_texts):
+    from subscribers.models import Purpose
+
+    client.get(SIGNUP_URL)
+    # No save(), no signal, no service: the offers still notice (their key is read each time).
+    Purpose.objects.filter(slug="newsletter").update(description="Now with recipes.")
+    assert "Now with recipes." in client.get(SIGNUP_URL).content.decode()
+    Purpose.objects.filter(slug="newsletter").update(is_active=False)
+    page = client.get(SIGNUP_URL).content.decode()
+    assert f"consent_{consent_texts['newsletter'].pk}_email" not in page
+    refused = client.post(SIGNUP_URL, form_data(consent_texts))
+    assert refused.status_code == 400
+    assert not ConsentEvent.objects.exists()
+
+
 def test_an_empty_post_shows_the_form_with_its_errors(client, consent_texts):
     response = client.post(SIGNUP_URL, {})
     html = response.content.decode()
@@ -292,8 +332,10 @@ def test_a_signup_post_costs_the_same_few_queries_for_one_box_or_three(
     texts = [consent_texts[slug] for slug in ("newsletter", "promotions", "events") if slug in consent_texts]
     boxes = {f"consent_{t.pk}_email": "on" for t in texts}
     assert len(boxes) >= 2
-    # The offers; then in one transaction (a savepoint here) the subscriber, the request,
-    # the events, their evidence, the chain head and the states. The email is queued after.
+    client.get(SIGNUP_URL)  # the visitor's page: the offers are kept from here on
+    # The offers' key; then in one transaction (a savepoint here) the subscriber, the
+    # request, the events, their evidence, the chain head and the states. The email is
+    # queued after.
     with django_capture_on_commit_callbacks() as queued, django_assert_max_num_queries(9):
         response = client.post(SIGNUP_URL, {"email": "ada@example.org", **boxes})
     assert response.status_code == 302
