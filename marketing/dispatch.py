@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import batching, guardrails, rendering, services, throttle, tracking
+from marketing import batch_backends, batching, guardrails, rendering, services, throttle, tracking
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.addresses import smtp_address
@@ -337,7 +337,7 @@ def _send_as_one(
 ) -> None:
     """The whole batch in one provider API call, each recipient's copy personalised there."""
     recipients = {delivery_id: recipient for delivery_id, _, recipient in to_send}
-    message = batching.build_message(prepared, recipients, connection=get_connection())
+    message = batching.build_message(prepared, recipients, connection=batch_backends.connection())
     tracking.disable_provider_tracking(message)
 
     try:
