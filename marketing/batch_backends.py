@@ -10,6 +10,11 @@ domain=…)`` is built without any parsing. Anything else (a display name, a quo
 part, non-ASCII, a domain literal) still goes through anymail's own parser, so the payload
 is the one anymail would build (tests/marketing/test_batching.py compares them).
 
+Mailgun's form is URL-encoded by ``requests``, through ``urllib.parse.quote_plus``: one
+Python step per byte of a ~300 KB form (every recipient's variables as one JSON field), the
+next largest cost. ``form_urlencoded`` writes the same bytes from a table, in about half
+the time.
+
 Only dispatch's batch call uses these (``connection``); every other message is sent with
 ``settings.EMAIL_BACKEND`` as configured.
 """
@@ -50,8 +55,41 @@ _MESSAGE_ATTRS = tuple(
 )
 
 
+# What ``quote_plus(…, safe="")`` makes of each byte (RFC 3986 unreserved stay, space is "+").
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_QUOTED = [chr(b) if b in _UNRESERVED else "+" if b == 0x20 else f"%{b:02X}" for b in range(256)]
+
+
+def _quote(value: Any) -> str:
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return "".join(map(_QUOTED.__getitem__, data))
+
+
+def form_urlencoded(data: dict[str, Any]) -> bytes:
+    """The body ``requests`` makes of ``data=`` (``RequestEncodingMixin._encode_params``):
+    a list value repeats its key, None values are left out."""
+    pairs = []
+    for key, values in data.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        for value in values:
+            if value is not None:
+                pairs.append(f"{_quote(key)}={_quote(value)}")
+    return "&".join(pairs).encode("ascii")
+
+
 class MailgunPayload(mailgun.MailgunPayload):
     base_message_attrs = _MESSAGE_ATTRS
+
+    def get_request_params(self, api_url: str) -> dict[str, Any]:
+        params: dict[str, Any] = super().get_request_params(api_url)
+        if not self.files:  # with attachments requests sends multipart/form-data
+            params["data"] = form_urlencoded(params["data"])
+            params["headers"] = {
+                **(params["headers"] or {}),
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
+        return params
 
 
 class MailgunBackend(mailgun.EmailBackend):

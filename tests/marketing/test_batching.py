@@ -213,3 +213,23 @@ def test_the_batch_backend_builds_the_payload_anymail_builds(settings, path, fas
         with pytest.raises(AnymailInvalidAddress) as my_error:
             payload(ours, ["tom@example.org", address])
         assert str(my_error.value).split(" parsed from")[0] == str(their_error.value).split(" parsed from")[0]
+
+
+def test_the_mailgun_form_is_the_body_requests_would_encode():
+    from requests.models import RequestEncodingMixin
+
+    from marketing.batch_backends import form_urlencoded
+
+    data = {
+        "from": ["Example Newsletter <news@mail.example.com>"],
+        "to": ["tom@example.org", "O'Brien+news@example.org"],
+        "subject": "Ça va, %recipient.first_name%? 100% ~ fine_.-",
+        "h:List-Unsubscribe": "<%recipient.unsubscribe_url%>",
+        "recipient-variables": json.dumps({"tom@example.org": {"first_name": 'Tom & "Jerry"\n'}}),
+        "o:tracking": "no",
+        "v:campaign_id": 7,
+        "empty": "",
+        "left out": None,
+        "bytes": "é".encode(),
+    }
+    assert form_urlencoded(data).decode() == RequestEncodingMixin._encode_params(data)
