@@ -33,10 +33,11 @@ from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import batching, guardrails, rendering, services, throttle, tracking
+from marketing import batch_backends, batching, guardrails, rendering, services, throttle, tracking
 from marketing.models import Campaign, Delivery
 from subscribers import services as subscriber_services
 from subscribers.addresses import smtp_address
+from subscribers.id_arrays import in_ids
 from subscribers.selectors import sendable_consents
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def claim_batch(*, campaign_id: int, size: int, after: int = 0) -> list[int]:
                 break
         if ids:
             # Counting attempts at claim time also catches a batch that kills its worker every time.
-            Delivery.objects.filter(id__in=ids).update(
+            Delivery.objects.filter(id__in=in_ids(ids)).update(
                 status=Delivery.Status.CLAIMED, claimed_at=now, attempts=F("attempts") + 1
             )
     return ids
@@ -140,7 +141,7 @@ def send_batch(
     """Send the claimed ``delivery_ids``: ``prepared`` to most, ``tracked`` (made from
     ``prepared`` when not given) to those who agreed to tracking."""
     rows = list(
-        Delivery.objects.filter(id__in=delivery_ids, status=Delivery.Status.CLAIMED).values_list(
+        Delivery.objects.filter(id__in=in_ids(delivery_ids), status=Delivery.Status.CLAIMED).values_list(
             "id",
             "subscriber_id",
             "subscriber__email",
@@ -151,7 +152,7 @@ def send_batch(
     )
     consented = dict(
         sendable_consents(purpose_id=campaign.purpose_id)
-        .filter(subscriber_id__in=[r[1] for r in rows])
+        .filter(subscriber_id__in=in_ids(r[1] for r in rows))
         .order_by()
         .values_list("subscriber_id", "confirmed_at")
     )
@@ -336,7 +337,7 @@ def _send_as_one(
 ) -> None:
     """The whole batch in one provider API call, each recipient's copy personalised there."""
     recipients = {delivery_id: recipient for delivery_id, _, recipient in to_send}
-    message = batching.build_message(prepared, recipients, connection=get_connection())
+    message = batching.build_message(prepared, recipients, connection=batch_backends.connection())
     tracking.disable_provider_tracking(message)
 
     try:

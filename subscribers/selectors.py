@@ -14,6 +14,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from subscribers import ledger, links
+from subscribers.id_arrays import in_ids
 from subscribers.models import (
     Channel,
     ConsentEvent,
@@ -300,7 +301,7 @@ def trackable_subscriber_ids(*, subscriber_ids: Iterable[int]) -> set[int]:
     return set(
         ConsentState.objects.filter(
             _reachable(),
-            subscriber_id__in=ids,
+            subscriber_id__in=in_ids(ids),
             purpose__kind=Purpose.Kind.TRACKING,
             channel=Channel.EMAIL,
         )

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscribers import ledger
+from subscribers.id_arrays import in_ids
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentState, Frequency, Purpose, Subscriber
 
@@ -151,5 +152,5 @@ def consents_mark_sent(
     if not subscriber_ids:
         return 0
     return ConsentState.objects.filter(
-        purpose_id=purpose_id, channel=channel, subscriber_id__in=subscriber_ids
+        purpose_id=purpose_id, channel=channel, subscriber_id__in=in_ids(subscriber_ids)
     ).update(last_sent_at=at)

@@ -121,3 +121,18 @@ def test_a_frequency_change_is_a_ledger_event_and_unchanged_is_not(audience, con
         is None
     )
     assert list(ledger.verify()) == []
+
+
+def test_consent_state_pages_keep_room_for_the_last_sent_write():
+    """``last_sent_at`` is in no index: with room on the page its write is a HOT update."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("fillfactor is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [ConsentState._meta.db_table])
+        assert cursor.fetchone()[0] == ["fillfactor=80"]
+    indexed = set()
+    for index in ConsentState._meta.indexes + ConsentState._meta.constraints:
+        indexed.update(getattr(index, "fields", ()))
+    assert "last_sent_at" not in indexed
