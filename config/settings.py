@@ -295,11 +295,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# A double opt-in or address-change email still unsent this long after it was asked for is
+# queued again (its task never reached the broker): see subscribers.tasks.send_unsent_emails.
+UNSENT_EMAIL_AFTER_SECONDS = env.int("UNSENT_EMAIL_AFTER_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-unconfirmed-signups": {
         "task": "subscribers.expire_confirmations",
         "schedule": env.float("EXPIRE_CONFIRMATIONS_EVERY_SECONDS", default=3600.0),
+    },
+    "send-unsent-emails": {
+        "task": "subscribers.send_unsent_emails",
+        "schedule": env.float("SEND_UNSENT_EMAILS_EVERY_SECONDS", default=300.0),
     },
     "start-due-campaigns": {
         "task": "marketing.start_due_campaigns",

@@ -209,7 +209,8 @@ class CampaignAdmin(admin.ModelAdmin):
     def _breakdown(self, campaign: Campaign) -> audience_counts.Breakdown:
         breakdown, recount = audience_counts.breakdown_for_page(purpose_id=campaign.purpose_id)
         if recount:
-            subscriber_tasks.count_audience.delay(campaign.purpose_id)
+            # The page shows the last count it has even when the broker is down.
+            subscriber_tasks.queue_or_log(subscriber_tasks.count_audience, campaign.purpose_id)
         return breakdown
 
     # --- Extra views -------------------------------------------------------------------

@@ -272,7 +272,15 @@ class ConfirmationRequest(models.Model):
                 fields=["expires_at"],
                 name="confirmation_open_idx",
                 condition=models.Q(confirmed_at__isnull=True, expired_at__isnull=True),
-            )
+            ),
+            # The few whose email has not gone out yet (tasks.send_unsent_emails looks for them).
+            models.Index(
+                fields=["created_at"],
+                name="confirmation_unsent_idx",
+                condition=models.Q(
+                    email_sent_at__isnull=True, confirmed_at__isnull=True, expired_at__isnull=True
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

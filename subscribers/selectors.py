@@ -17,6 +17,7 @@ from subscribers import ledger, links
 from subscribers.id_arrays import in_ids
 from subscribers.models import (
     Channel,
+    ConfirmationRequest,
     ConsentEvent,
     ConsentState,
     ConsentText,
@@ -205,6 +206,45 @@ def open_email_change(*, subscriber: Subscriber) -> EmailChangeRequest | None:
         cancelled_at__isnull=True,
         expires_at__gt=timezone.now(),
     ).first()
+
+
+@dataclass(frozen=True)
+class UnsentEmails:
+    """Ids of the double opt-in and address-change emails still waiting for their task."""
+
+    confirmations: list[Any]
+    change_confirmations: list[Any]
+    change_notices: list[Any]
+
+
+def unsent_emails(*, older_than: timedelta, limit: int = 1000) -> UnsentEmails:
+    """Emails still owed ``older_than`` after they were asked for: their task never reached the
+    broker (it was down when the request committed), or was lost with it. Only requests that
+    can still be used: a confirmation link that has expired is not worth sending."""
+    now = timezone.now()
+    cutoff = now - older_than
+    confirmations = ConfirmationRequest.objects.filter(
+        email_sent_at__isnull=True,
+        confirmed_at__isnull=True,
+        expired_at__isnull=True,
+        expires_at__gt=now,
+        created_at__lt=cutoff,
+    )
+    changes = EmailChangeRequest.objects.filter(cancelled_at__isnull=True, created_at__lt=cutoff)
+    return UnsentEmails(
+        confirmations=list(confirmations.order_by("created_at").values_list("pk", flat=True)[:limit]),
+        change_confirmations=list(
+            changes.filter(confirmation_sent_at__isnull=True, confirmed_at__isnull=True, expires_at__gt=now)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:limit]
+        ),
+        # The notice to the old address is owed even once the change is confirmed.
+        change_notices=list(
+            changes.filter(notice_sent_at__isnull=True, expires_at__gt=now - older_than)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:limit]
+        ),
+    )
 
 
 def suppression_in_force(*, subscriber: Subscriber) -> Suppression | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from smtplib import SMTPException
 from typing import Any
 
@@ -10,6 +11,7 @@ from anymail.exceptions import AnymailAPIError
 from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
+from kombu.exceptions import OperationalError
 
 from subscribers import audience_counts, emails, selectors, services
 from subscribers.models import Subscriber
@@ -25,6 +27,20 @@ EMAIL_RETRY: dict[str, Any] = {
     "retry_backoff_max": 3600,
     "max_retries": 8,
 }
+
+
+def queue_or_log(task: Any, *args: Any) -> bool:
+    """Queue ``task`` for a page that must answer whether or not the broker is reachable.
+
+    With the broker down the error is logged and the page goes on; only for work that is
+    asked for again or swept up later (a fresh-link request, an audience count).
+    """
+    try:
+        task.delay(*args)
+    except (OperationalError, OSError):
+        logger.exception("could not queue %s: the broker is unreachable", task.name)
+        return False
+    return True
 
 
 @shared_task(name="subscribers.send_confirmation_email", **EMAIL_RETRY)
@@ -71,6 +87,27 @@ def queue_manage_link(subscriber: Subscriber) -> bool:
         return False
     send_manage_link_email.delay(subscriber.pk)
     return True
+
+
+@shared_task(name="subscribers.send_unsent_emails")
+def send_unsent_emails() -> int:
+    """Queue again the emails a request committed without (the broker was down then).
+
+    Each email's task checks its sent mark first, so one queued twice is sent once, unless
+    both copies run at the same moment: only if the first waited in the queue longer than
+    ``UNSENT_EMAIL_AFTER_SECONDS``.
+    """
+    unsent = selectors.unsent_emails(older_than=timedelta(seconds=settings.UNSENT_EMAIL_AFTER_SECONDS))
+    for request_id in unsent.confirmations:
+        send_confirmation_email.delay(str(request_id))
+    for change_id in unsent.change_confirmations:
+        send_email_change_confirmation.delay(str(change_id))
+    for change_id in unsent.change_notices:
+        send_email_change_notice.delay(str(change_id))
+    queued = len(unsent.confirmations) + len(unsent.change_confirmations) + len(unsent.change_notices)
+    if queued:
+        logger.warning("queued %s transactional emails that had not gone out", queued)
+    return queued
 
 
 @shared_task(name="subscribers.expire_confirmations")

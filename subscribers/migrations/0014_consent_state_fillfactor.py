@@ -28,5 +28,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscribers", "0012_event_hash_bytewise_collation")]
+    dependencies = [("subscribers", "0013_event_hash_collation_in_model_state")]
     operations = [migrations.RunPython(forward, backward)]

@@ -257,9 +257,10 @@ def email_change_request(*, subscriber: Subscriber, new_email: str, evidence: Ev
         occurred_at=now,
     )
     change_id = str(change.pk)
-    # Two tasks, not one: a retry of either must never send the other email again.
-    transaction.on_commit(lambda: _tasks().send_email_change_confirmation.delay(change_id))
-    transaction.on_commit(lambda: _tasks().send_email_change_notice.delay(change_id))
+    # Two tasks, not one: a retry of either must never send the other email again. Robust:
+    # with the broker down, tasks.send_unsent_emails queues them once it is back.
+    transaction.on_commit(lambda: _tasks().send_email_change_confirmation.delay(change_id), robust=True)
+    transaction.on_commit(lambda: _tasks().send_email_change_notice.delay(change_id), robust=True)
     return change
 
 

@@ -196,10 +196,14 @@ def subscriber_sign_up(
             ],
         )
         request_id = str(request.pk)
-        transaction.on_commit(lambda: _tasks().send_confirmation_email.delay(request_id))
+        # Robust: with the broker down the signup still stands and the visitor still gets
+        # "check your inbox"; tasks.send_unsent_emails queues the email once it is back.
+        transaction.on_commit(lambda: _tasks().send_confirmation_email.delay(request_id), robust=True)
     else:
         subscriber_id = subscriber.pk
-        transaction.on_commit(lambda: _tasks().send_already_subscribed_email.delay(subscriber_id))
+        transaction.on_commit(
+            lambda: _tasks().send_already_subscribed_email.delay(subscriber_id), robust=True
+        )
     return SignupOutcome(subscriber=subscriber, request=request, already_active=already)
 
 

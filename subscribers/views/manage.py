@@ -48,8 +48,11 @@ def manage(request: HttpRequest) -> HttpResponse:
             logger.info("manage-link honeypot filled; nothing sent")
             return redirect("subscribers:manage_sent")
         if form.is_valid():
-            # Queued at once, not on commit: nothing was written that the task must see.
-            tasks.send_manage_link_for_address.delay(services.address_hash(form.cleaned_data["email"]))
+            # Queued at once: nothing was written that the task must see. With the broker down
+            # the visitor gets the same page, and can ask again later.
+            tasks.queue_or_log(
+                tasks.send_manage_link_for_address, services.address_hash(form.cleaned_data["email"])
+            )
             # The same answer, after the same work, for a known, unknown or erased address.
             return redirect("subscribers:manage_sent")
     return render(request, "subscribers/manage.html", {"form": form}, status=400 if form.errors else 200)

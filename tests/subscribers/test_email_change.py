@@ -347,3 +347,19 @@ def test_moving_lifts_an_erasure_but_not_a_bounce_and_says_so(client, ada, mailo
     ).exists()
     assert not selectors.sendable_consents(purpose_id=newsletter.pk).filter(subscriber=ada).exists()
     assert list(ledger.verify()) == []
+
+
+def test_address_change_emails_that_never_left_are_sent_by_the_sweep(client, ada, mailoutbox, settings):
+    ask(client, ada, "ada.sweep@example.net")
+    change = EmailChangeRequest.objects.get(subscriber=ada)
+    # As if the broker had been down when the request committed: neither email went.
+    old = timezone.now() - timedelta(seconds=settings.UNSENT_EMAIL_AFTER_SECONDS + 1)
+    EmailChangeRequest.objects.filter(pk=change.pk).update(
+        confirmation_sent_at=None, notice_sent_at=None, created_at=old
+    )
+    mailoutbox.clear()
+
+    assert tasks.send_unsent_emails() == 2
+    assert sorted(m.to[0] for m in mailoutbox) == ["ada.sweep@example.net", ada.email]
+    assert tasks.send_unsent_emails() == 0
+    assert len(mailoutbox) == 2
