@@ -67,7 +67,9 @@ def test_a_signup_while_the_broker_is_down_is_kept_and_confirmed_later(
 
     [mail] = smtp_server.wait_for(1, timeout=30)
     assert mail.rcpt_tos == [ADDRESS], worker.log()
-    assert re.search(r"/confirm/[^/\s]+/", mail.message.get_body(preferencelist=("plain",)).get_content())
+    text = mail.message.get_body(preferencelist=("plain",))
+    assert text is not None
+    assert re.search(r"/confirm/[^/\s]+/", text.get_content())
     deadline = time.monotonic() + 10
     while ConfirmationRequest.objects.get(pk=request.pk).email_sent_at is None:
         assert time.monotonic() < deadline, worker.log()
