@@ -42,13 +42,15 @@ def test_workers_killed_mid_campaign(
             and helpers.count(campaign, Delivery.Status.CLAIMED) > 0
         )
 
-    helpers.wait_until(mid_campaign, timeout=20, what="a batch sent and another claimed", log=logs)
-    if killed == "one worker":
-        kill(workers[0])
-    else:
-        for worker in list(workers):
-            kill(worker)
-    leaver = guarantees.withdraw_a_queued(campaign, audience)
+    # Held from before the kill: however fast the survivors go, the campaign cannot finish
+    # before this recipient withdraws, during the fault.
+    with guarantees.withdrawal_during_fault(campaign, audience) as leaver:
+        helpers.wait_until(mid_campaign, timeout=20, what="a batch sent and another claimed", log=logs)
+        if killed == "one worker":
+            kill(workers[0])
+        else:
+            for worker in list(workers):
+                kill(worker)
     if killed == "all workers":
         workers += [start_celery_worker(**env), start_celery_worker(**env)]
     guarantees.wait_until_finished(campaign, log=logs)
