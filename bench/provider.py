@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.e2e.mailgun_server import Call, MailgunServer, _handler
+from tests.e2e.mailgun_server import MailgunServer, _handler
 
 API_KEY = "key-bench"
 DOMAIN = "mg.bench.example.com"
@@ -35,9 +35,9 @@ class CountingMailgun(MailgunServer):
         self, path: str, authorization: str | None, fields: list[tuple[str, str]]
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         status, headers, payload = self._answer(path, authorization, fields)
-        recipients = (
-            len(Call(path=path, status=status, at=0, fields=fields).addresses) if status == 200 else 0
-        )
+        # One "to" field per recipient, as anymail sends them (not parsed: a real provider's
+        # parsing would not run on this machine).
+        recipients = sum(1 for name, _value in fields if name == "to") if status == 200 else 0
         with self._count_lock:
             if status == 200:
                 self.accepted_calls += 1
