@@ -40,6 +40,8 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from tests.e2e.transport_faults import FaultPlan, reset
 
+# An HTTP status, extra headers and the JSON body.
+Answer = tuple[int, dict[str, str], dict[str, Any]]
 MAX_RECIPIENTS = 1000  # per call, Mailgun's documented batch limit
 RECIPIENT_VARIABLE = re.compile(r"%recipient\.([^%\s]+)%")
 
@@ -158,6 +160,13 @@ class MailgunServer:
     def _answer(
         self, path: str, authorization: str | None, fields: list[tuple[str, str]]
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        refusal = self._gate(path, authorization)
+        if refusal is not None:
+            return refusal
+        return self._check_fields(fields)
+
+    def _gate(self, path: str, authorization: str | None) -> Answer | None:
+        """The answer to a call refused before its fields are read, if it is refused."""
         match = re.fullmatch(r"/v3/([^/]+)/messages", path)
         if match is None:
             return 404, {}, {"message": "Not Found"}
@@ -171,7 +180,10 @@ class MailgunServer:
         if self._failing:
             self._failing -= 1
             return 500, {}, {"message": "Internal Server Error"}
-        call = Call(path=path, status=0, at=0, fields=fields)
+        return None
+
+    def _check_fields(self, fields: list[tuple[str, str]]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        call = Call(path="", status=0, at=0, fields=fields)
         # anymail sends one "to" field per recipient. Parsed only when a test refuses some:
         # the email package's address parser costs more than the rest of a call.
         to = call.getlist("to")
@@ -193,6 +205,9 @@ class MailgunServer:
                 return 400, {}, {"message": "recipient-variables parameter is not a valid JSON"}
             if not isinstance(variables, dict):
                 return 400, {}, {"message": "recipient-variables parameter is not a valid JSON"}
+        return self.accepted()
+
+    def accepted(self) -> tuple[int, dict[str, str], dict[str, Any]]:
         message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@{self.domain}>"
         return 200, {}, {"id": message_id, "message": "Queued. Thank you."}
 
