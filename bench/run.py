@@ -196,7 +196,8 @@ class Bench:
         args = self.args
         vacuumed = services.vacuum(self.config.database_url)
         say(
-            f"{label}: {args.workers} worker(s), batches of {batch_size}, {size:,} subscribers (vacuumed in {vacuumed:.0f} s)"
+            f"{label}: {args.workers} worker(s), batches of {batch_size}, {size:,} subscribers "
+            f"(VACUUM ANALYZE first: {vacuumed:.0f} s)"
         )
         workers = campaigns.start_workers(
             self.supervisor,
