@@ -7,6 +7,8 @@ posts can act on another subscriber's record.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core import signing
 from django.test import Client
@@ -14,7 +16,7 @@ from django.test import Client
 from subscribers import services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentState
-from tests.security.world import World, build_world
+from tests.security.world import BOB_AGENT, BOB_IP, World, build_world
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +32,20 @@ def world(consent_texts, settings, tmp_path) -> World:
     return build_world(consent_texts, tmp_path / "outbox")
 
 
+# "Bob" as a word of the page, not inside a signed token or CSRF value, which are random
+# letters and digits and so hold "Bob" now and then (one run in a few hundred).
+BOB_NAME = re.compile(rb"(?<![\w/:.-])Bob(?![\w:.-])")
+
+
+def mentions_bob(world, body: bytes) -> bool:
+    return (
+        world.bob.email.encode() in body
+        or BOB_AGENT.encode() in body
+        or BOB_IP.encode() in body
+        or BOB_NAME.search(body) is not None
+    )
+
+
 def repointed(token: str, subscriber_id: int) -> str:
     """Ada's token with Bob's id put in, keeping Ada's signature (all an attacker can do)."""
     value, rest = token.split(":", 1)
@@ -43,8 +59,7 @@ def test_a_link_cannot_be_repointed_at_another_subscriber(world, kind):
     for template in PAGES[kind]:
         response = Client().get(template.format(token=token))
         assert response.status_code == 400, template
-        assert world.bob.email.encode() not in response.content
-        assert b"Bob" not in response.content
+        assert not mentions_bob(world, response.content)
 
 
 def test_a_subscribers_own_pages_show_nothing_of_anyone_else(world):
@@ -54,8 +69,7 @@ def test_a_subscribers_own_pages_show_nothing_of_anyone_else(world):
         response = client.get(template.format(token=world.token(kind)))
         assert response.status_code == 200, template
         body = b"".join(response) if response.streaming else response.content
-        assert world.bob.email.encode() not in body
-        assert b"Bob" not in body
+        assert not mentions_bob(world, body)
 
 
 @pytest.mark.parametrize(
