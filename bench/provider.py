@@ -9,7 +9,6 @@ shares the machine with the workers; a real provider would not).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.e2e.json_answer import send_json
 from tests.e2e.mailgun_server import MAX_RECIPIENTS, MailgunServer
 
 API_KEY = "key-bench"
@@ -85,14 +85,7 @@ def _sink_handler(state: CountingMailgun) -> type[BaseHTTPRequestHandler]:
                 else:
                     answer = 400, {}, {"message": "the bench's sink reads URL-encoded forms"}
                 status, headers, payload = answer
-                content = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(content)
+                send_json(self, status, headers, payload)
             finally:
                 state.add_cpu(time.thread_time() - started)
 

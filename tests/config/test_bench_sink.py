@@ -35,15 +35,19 @@ def test_the_sink_counts_anymails_batch_and_refuses_what_mailgun_refuses():
         good = "Basic " + base64.b64encode(f"api:{provider.API_KEY}".encode()).decode()
         form = {"from": "news@example.com", "text": "hi"}
         wrong_key = requests.post(
-            url, data={**form, "to": "a@example.org"}, headers={"Authorization": "Basic eA=="}
+            url, data={**form, "to": "a@example.org"}, headers={"Authorization": "Basic eA=="}, timeout=10
         )
         too_many = requests.post(
             url,
             data=[*form.items(), *(("to", f"x{n}@example.org") for n in range(1001))],
             headers={"Authorization": good},
+            timeout=10,
         )
         no_text = requests.post(
-            url, data={"from": "news@example.com", "to": "a@example.org"}, headers={"Authorization": good}
+            url,
+            data={"from": "news@example.com", "to": "a@example.org"},
+            headers={"Authorization": good},
+            timeout=10,
         )
         assert (wrong_key.status_code, too_many.status_code, no_text.status_code) == (401, 400, 400)
         assert sink.snapshot() == (1, 3, 3)

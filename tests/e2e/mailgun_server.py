@@ -38,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
+from tests.e2e.json_answer import send_json
 from tests.e2e.transport_faults import FaultPlan, reset
 
 # An HTTP status, extra headers and the JSON body.
@@ -284,14 +285,7 @@ def _handler(server: MailgunServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(server.faults.hang_seconds)
                 self.close_connection = True
                 return
-            content = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(content)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(content)
+            send_json(self, status, headers, payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output quiet; ``server.calls`` has the log

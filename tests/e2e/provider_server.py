@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
+from tests.e2e.json_answer import send_json
+
 # Postmark's wording, which anymail parses to find the refused addresses.
 INACTIVE_MESSAGE = (
     "You tried to send to recipient(s) that have been marked as inactive.\n"
@@ -203,14 +205,7 @@ def _handler(server: PostmarkServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             path = self.path.split("?", 1)[0].rstrip("/") or "/"
             status, headers, payload = server.answer(path, self.headers.get("X-Postmark-Server-Token"), body)
-            content = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(content)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(content)
+            send_json(self, status, headers, payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output quiet; ``server.requests`` has the log
