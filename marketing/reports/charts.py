@@ -172,6 +172,7 @@ def bar_chart(
     def x(v: float) -> float:
         return label_w + plot_w * v / top
 
+    numbers = []  # drawn last, over the rules: a limit line must never strike through a value
     for i, bar in enumerate(bars):
         y, width = top_y + row_h * i, max(x(bar.value) - label_w, 0)
         out.append(
@@ -181,9 +182,12 @@ def bar_chart(
         )
         # The number after the bar, or inside its end when it would run off the chart.
         if x(bar.value) + 6 + len(bar.text) * CHAR <= WIDTH:
-            out.append(f'<text x="{x(bar.value) + 6:.1f}" y="{y + 17}" fill="#222">{escape(bar.text)}</text>')
+            numbers.append(
+                f'<text x="{x(bar.value) + 6:.1f}" y="{y + 17}" fill="#222" paint-order="stroke" '
+                f'stroke="#fff" stroke-width="4">{escape(bar.text)}</text>'
+            )
         else:
-            out.append(
+            numbers.append(
                 f'<text x="{x(bar.value) - 6:.1f}" y="{y + 17}" text-anchor="end" fill="#fff" '
                 f'font-weight="bold">{escape(bar.text)}</text>'
             )
@@ -203,6 +207,7 @@ def bar_chart(
             f'<text x="{x(rule.value) + 4:.1f}" y="{top_y - 8}" fill="{rule.color}">'
             f"{escape(rule.label)}</text>"
         )
+    out.extend(numbers)
     if not bars:
         out.append(f'<text x="{label_w + 8}" y="{top_y + 17}" fill="#666">No data yet</text>')
     out.append("</svg>")

@@ -419,3 +419,19 @@ def test_a_long_series_name_gives_way_in_the_legend_but_its_value_stays():
     assert legend, svg
     assert legend.group(1).endswith(": 1,234")
     assert legend.group(1).startswith("Product information (p") and "…" in legend.group(1)
+
+
+def test_a_limit_line_never_strikes_through_a_bars_value():
+    svg = str(
+        charts.bar_chart(
+            title="t",
+            desc="d",
+            bars=[charts.Bar(label="Winter sale", value=0.0, text="0.00% (0 of 303)", color="#000")],
+            x_title="rate",
+            rules=[charts.Rule(0.001, "pause 0.1%", "#E69F00")],
+            percent=True,
+        )
+    )
+    # The value is drawn after the rule, on a halo of the background colour.
+    assert svg.index("pause 0.1%") < svg.index("0.00% (0 of 303)")
+    assert re.search(r'<text[^>]*paint-order="stroke"[^>]*>0\.00% \(0 of 303\)</text>', svg)
