@@ -137,6 +137,11 @@ def send_email_change_confirmation(*, change_id: str) -> bool:
     return True
 
 
+def contact_email() -> str:
+    """Where a person can write to a human about their mail (emails and pages say it)."""
+    return settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
+
+
 def send_email_change_notice(*, change_id: str) -> bool:
     """To the old address: someone asked to move this subscription elsewhere."""
     change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
@@ -145,9 +150,10 @@ def send_email_change_notice(*, change_id: str) -> bool:
     to = change.subscriber.email if change.confirmed_at is None else _address_before(change)
     if not to:
         return False
-    contact = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
     message = build_email(
-        "email_change_notice", to=to, context={"name": change.subscriber.name, "contact_email": contact}
+        "email_change_notice",
+        to=to,
+        context={"name": change.subscriber.name, "contact_email": contact_email()},
     )
     message.send()
     services.email_change_mark_sent(change_id=change.pk, notice=True)

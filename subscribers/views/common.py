@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from subscribers.emails import contact_email
 from subscribers.http import client_ip, user_agent
 from subscribers.ledger import Evidence
 from subscribers.manage_forms import ManageLinkForm
@@ -31,8 +31,3 @@ def bad_link(request: HttpRequest) -> HttpResponse:
         {"reason": "manage_link_invalid", "contact_email": contact_email(), "manage_form": ManageLinkForm()},
         status=400,
     )
-
-
-def contact_email() -> str:
-    """Where a person can write to a human about their mail."""
-    return settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 from django_ratelimit.core import is_ratelimited
 
 from subscribers import links, selectors, services, tokens
+from subscribers.emails import contact_email
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, EmailChangeRequest, Frequency, Subscriber
 from subscribers.preference_forms import (
@@ -35,7 +36,7 @@ from subscribers.preference_forms import (
     ResumeForm,
 )
 from subscribers.selectors import PurposePreferences
-from subscribers.views.common import bad_link, contact_email, evidence_from
+from subscribers.views.common import bad_link, evidence_from
 
 # Each request mails an address the link holder typed: keep that from becoming a way to
 # flood someone else's inbox.

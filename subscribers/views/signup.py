@@ -19,11 +19,11 @@ from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
 from subscribers import selectors, services, tokens
+from subscribers.emails import contact_email
 from subscribers.forms import SignupForm
 from subscribers.http import embeddable
 from subscribers.models import ConfirmationRequest, ConsentEvent
 from subscribers.selectors import SignupOffer
-from subscribers.views.common import contact_email
 from subscribers.views.common import evidence_from as _evidence
 
 logger = logging.getLogger(__name__)
