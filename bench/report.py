@@ -198,6 +198,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
                 "information",
                 "n/a",
             )
+        floor = signup.get("framework_floor") or {}
+        if floor.get("server_cpu_ms_per_request"):
+            ms = floor["server_cpu_ms_per_request"]
+            row(
+                'Floor: same gunicorn + Django, a view answering "ok"',
+                "",
+                f"{floor['per_second']:,.0f} requests/s, {ms:.2f} ms CPU per request "
+                f"(a sign-up is 2 requests: at most {cores * 1000 / (2 * ms):,.0f}/s doing nothing else)",
+                "information",
+                "n/a",
+            )
         row(
             "verify_ledger after sign-ups",
             "",

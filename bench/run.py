@@ -344,6 +344,31 @@ class Bench:
         say("admin: " + ", ".join(f"{k} {v['ttfb_median_ms']:.0f} ms" for k, v in result.items()))
         return result
 
+    def framework_floor(self) -> dict[str, Any]:
+        """The same gunicorn serving a view that only answers "ok" (``bench.floor_wsgi``)."""
+        args = self.args
+        child, port = start_gunicorn(
+            self.supervisor,
+            self.config,
+            workers=args.web_workers,
+            threads=args.web_threads,
+            app="bench.floor_wsgi:application",
+        )
+        try:
+            result = signup.floor(
+                port,
+                seconds=5.0,
+                concurrency=args.signup_concurrency,
+                server_cpu=lambda: cpu_seconds(child.pid),
+            )
+        finally:
+            self.supervisor.stop(child)
+        say(
+            f"framework floor: {result['per_second']:,.0f} requests/s, gunicorn CPU "
+            f"{result['server_cpu_ms_per_request']} ms per request"
+        )
+        return result
+
     def signups(self) -> dict[str, Any]:
         args = self.args
         from subscribers.models import Subscriber
@@ -371,6 +396,7 @@ class Bench:
             )
         finally:
             self.supervisor.stop(child)
+        result["framework_floor"] = self.framework_floor()
         result["subscribers_before"] = before
         result["subscribers_created"] = (
             Subscriber.objects.filter(email__startswith=result["email_prefix"] + "-")

@@ -136,3 +136,37 @@ def _drive(state: _Run, concurrency: int) -> None:
     for thread in threads:
         # Bounded: the run's own deadline stops new sign-ups; one request may still be in flight.
         thread.join(timeout=max(state.deadline - time.monotonic(), 0) + 60)
+
+
+def floor(port: int, *, seconds: float, concurrency: int, server_cpu: Callable[[], float]) -> dict[str, Any]:
+    """Requests per second and server CPU per request for ``bench.floor_wsgi``'s "ok" view.
+
+    The same visitors as a sign-up run (threads with one keep-alive connection each), each
+    asking for the page again and again for ``seconds``.
+    """
+    deadline = time.monotonic() + seconds
+    counts: list[int] = []
+    lock = threading.Lock()
+
+    def visitor() -> None:
+        browser, done = Browser(port), 0
+        while time.monotonic() < deadline:
+            if browser.request("GET", "/").status == 200:
+                done += 1
+        browser.close()
+        with lock:
+            counts.append(done)
+
+    Browser(port).request("GET", "/")  # every worker imports the app before the clock starts
+    cpu_before, started = server_cpu(), time.monotonic()
+    threads = [threading.Thread(target=visitor, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)
+    elapsed, cpu, requests = time.monotonic() - started, server_cpu() - cpu_before, sum(counts)
+    return {
+        "requests": requests,
+        "per_second": requests / elapsed if elapsed > 0 else 0.0,
+        "server_cpu_ms_per_request": round(cpu / requests * 1000, 2) if requests else None,
+    }

@@ -22,6 +22,7 @@ def start_gunicorn(
     workers: int,
     threads: int,
     worker_class: str = "gthread",
+    app: str = "config.wsgi:application",
     **env: str,
 ) -> tuple[Child, int]:
     """gunicorn on a free loopback port: gthread workers keep connections alive; sync ones
@@ -31,7 +32,7 @@ def start_gunicorn(
         str(config.python),
         "-m",
         "gunicorn",
-        "config.wsgi:application",
+        app,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
