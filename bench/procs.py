@@ -196,3 +196,22 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / ticks
+
+
+def cpu_seconds_named(name: str) -> float:
+    """CPU time of every process called ``name`` (PostgreSQL's server and its backends).
+
+    A backend that has exited counts through its parent's cutime and cstime.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, rest = text.split(" (", 1)[1].rsplit(")", 1)
+        if comm == name:
+            fields = rest.split()
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks

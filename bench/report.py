@@ -198,6 +198,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
                 "information",
                 "n/a",
             )
+        parts = {
+            "gunicorn": signup.get("server_cpu_ms_per_signup"),
+            "PostgreSQL": signup.get("database_cpu_ms_per_signup"),
+            "visitors": signup.get("client_cpu_ms_per_signup"),
+        }
+        if all(parts.values()):
+            spent = sum(v for v in parts.values() if v)
+            budget = cores * 1000 / SIGNUP_MIN_PER_SECOND
+            row(
+                "CPU per sign-up, every process on the machine",
+                "",
+                " + ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                + f" = {spent:.1f} ms ({SIGNUP_MIN_PER_SECOND}/s on {cores} cores leaves {budget:.1f} ms)",
+                "information",
+                "n/a",
+            )
         floor = signup.get("framework_floor") or {}
         if floor.get("server_cpu_ms_per_request"):
             ms = floor["server_cpu_ms_per_request"]

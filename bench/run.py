@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import admin_pages, campaigns, provider, report, services, signup, smtp
 from bench.config import BROKER_DB, CACHE_DB, DATABASE, OUT, PEER_DATABASE, ROOT, Config
-from bench.procs import Supervisor, cpu_seconds, signals_stop
+from bench.procs import Supervisor, cpu_seconds, cpu_seconds_named, signals_stop
 from bench.web import start_gunicorn
 
 PEER_VENV = OUT / "venv-peer"
@@ -393,6 +393,7 @@ class Bench:
                 concurrency=args.signup_concurrency,
                 warmup=min(200, args.signup_count // 10),
                 server_cpu=lambda: cpu_seconds(child.pid),
+                database_cpu=lambda: cpu_seconds_named("postgres"),
             )
         finally:
             self.supervisor.stop(child)

@@ -93,10 +93,12 @@ def run(
     concurrency: int,
     warmup: int,
     server_cpu: Callable[[], float] | None = None,
+    database_cpu: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """``warmup`` sign-ups first (not counted), then up to ``total`` in at most ``seconds``.
 
-    ``server_cpu`` reads the web server's CPU seconds; it is read around the measured part.
+    ``server_cpu`` and ``database_cpu`` read the web server's and PostgreSQL's CPU seconds
+    around the measured part; this process's own (the visitors) is read too.
     """
     prefix = f"signup-{uuid.uuid4().hex[:8]}"
     warm = _Run(port, total=warmup, seconds=60, prefix=f"{prefix}-warm")
@@ -104,9 +106,13 @@ def run(
         _drive(warm, concurrency)
     measured = _Run(port, total=total, seconds=seconds, prefix=prefix)
     cpu_before = server_cpu() if server_cpu else 0.0
+    db_before = database_cpu() if database_cpu else 0.0
+    client_before = time.process_time()
     started = time.monotonic()
     _drive(measured, concurrency)
     cpu = (server_cpu() - cpu_before) if server_cpu else None
+    db_cpu = (database_cpu() - db_before) if database_cpu else None
+    client_cpu = time.process_time() - client_before
     elapsed = (max(measured.done) if measured.done else time.monotonic()) - started
     ok = len(measured.done)
     ms = 1000.0
@@ -116,6 +122,8 @@ def run(
         "signups": ok,
         "warmup_signups": len(warm.done),
         "server_cpu_ms_per_signup": round(cpu / ok * 1000, 1) if cpu is not None and ok else None,
+        "database_cpu_ms_per_signup": round(db_cpu / ok * 1000, 1) if db_cpu is not None and ok else None,
+        "client_cpu_ms_per_signup": round(client_cpu / ok * 1000, 1) if ok else None,
         "errors": measured.errors,
         "seconds": elapsed,
         "per_second": ok / elapsed if elapsed > 0 else 0.0,
