@@ -22,6 +22,7 @@ from django.db.models.sql.subqueries import InsertQuery
 from django.utils import timezone
 
 from subscribers import ledger, selectors
+from subscribers.addresses import hash_form
 from subscribers.ledger import Evidence
 from subscribers.models import (
     Channel,
@@ -67,7 +68,7 @@ class SignupOutcome:
 def address_hash(email: str) -> str:
     """Keyed hash of an address, stable across SECRET_KEY rotations (``ADDRESS_HASH_KEY``)."""
     key = settings.ADDRESS_HASH_KEY.encode()
-    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, hash_form(email).encode(), hashlib.sha256).hexdigest()
 
 
 def _lock_or_create_subscriber(*, email: str, language: str) -> tuple[Subscriber, bool]:

@@ -13,6 +13,7 @@ from subscribers import links
 from subscribers.addresses import smtp_address
 from subscribers.forms import normalise_email
 from subscribers.models import Subscriber
+from subscribers.services import address_hash
 from tests.fuzz.mail import TRANSACTIONAL_HEADERS, assert_headers_clean
 from tests.fuzz.records import changed, snapshot
 
@@ -85,3 +86,19 @@ def test_the_wire_address_decodes_back_to_the_stored_one_or_is_left_as_stored(lo
     assert wire_local == local
     assert wire_domain.isascii()
     assert idna.decode(wire_domain) == idna.decode(idna.encode(domain, uts46=True))
+
+
+@given(first=label, local=st.sampled_from(["ada", "Ada.Lovelace+news", "x"]))
+def test_an_address_and_the_ascii_form_we_send_to_have_one_hash(first, local):
+    """A bounce or complaint names the address as sent (``xn--`` domain): same keyed hash."""
+    domain = idn_domain(first)
+    assume(domain is not None)
+    stored = normalise_email(f"{local}@{domain}")
+    sent = smtp_address(stored)
+    assert address_hash(sent) == address_hash(stored)
+    assert address_hash(sent.upper()) == address_hash(stored)
+
+
+def test_a_malformed_ascii_label_is_hashed_as_given():
+    assert address_hash("ada@xn--.example") == address_hash(" ADA@xn--.example ")
+    assert address_hash("ada@xn--.example") != address_hash("ada@example")

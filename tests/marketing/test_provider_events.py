@@ -178,6 +178,20 @@ def test_a_hard_bounce_suppresses_the_address_with_provider_evidence(client, del
     assert (sent_campaign.bounced_count, sent_campaign.complained_count) == (1, 0)
 
 
+def test_a_bounce_names_an_international_domain_in_ascii_and_still_suppresses(client, delivery):
+    """We store "münchen" as typed and send to "xn--mnchen-3ya": the provider reports the latter."""
+    stored = "ada@münchen.example"
+    Subscriber.objects.filter(pk=delivery.subscriber_id).update(email=stored, email_hash=address_hash(stored))
+    payload = p.mailgun_hard_bounce(
+        recipient="ada@xn--mnchen-3ya.example",
+        message_id=delivery.provider_message_id,
+        variables=p.metadata(delivery),
+    )
+    event = post_ok(client, "mailgun", payload)
+    assert event.outcome == "suppressed (hard bounce)"
+    assert Suppression.objects.get(email_hash=address_hash(stored)).reason == Suppression.Reason.HARD_BOUNCE
+
+
 def test_a_complaint_suppresses_and_withdraws_the_campaigns_purpose(client, delivery, sent_campaign):
     subscriber = delivery.subscriber
     payload = p.postmark_spam_complaint(**_pm(delivery))
