@@ -24,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import signing
+from django.urls import Resolver404, resolve
 
 Scope = Literal["unsubscribe", "preferences"]
 
@@ -102,3 +104,23 @@ def read(scope: Scope, token: str, max_age: timedelta | int | None = None) -> Li
         issued_at=issued,
         generation=None if wants_purpose else parts[1],
     )
+
+
+def page_without_token(url: str) -> str:
+    """``url`` with the token of a link page replaced by its name (``/preferences/<token>/``).
+
+    Evidence names the page a person acted on, and proofs and exports are handed to staff,
+    regulators and the person; a preferences token is a credential for a year. Pages without
+    a token keep their whole address, query included.
+    """
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return url
+    if not match.kwargs:
+        return url
+    for name, value in match.kwargs.items():
+        path = path.replace(str(value), f"<{name}>")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

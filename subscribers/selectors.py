@@ -368,7 +368,8 @@ def event_evidence(event: ConsentEvent) -> dict[str, Any]:
     return {
         "ip_address": evidence.ip_address if evidence else None,
         "user_agent": evidence.user_agent if evidence else "",
-        "page_url": evidence.page_url if evidence else "",
+        # Older evidence kept the link's token in the URL: shown without it.
+        "page_url": links.page_without_token(evidence.page_url) if evidence else "",
         "submitted": evidence.submitted if evidence else {},
     }
 

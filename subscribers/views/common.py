@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from subscribers import links
 from subscribers.emails import contact_email
 from subscribers.http import client_ip, user_agent
 from subscribers.ledger import Evidence
@@ -18,7 +19,7 @@ def evidence_from(request: HttpRequest, source: str, submitted: dict | None = No
         actor=ConsentEvent.Actor.SUBSCRIBER,
         ip_address=client_ip(request),
         user_agent=user_agent(request),
-        page_url=request.build_absolute_uri()[:2000],
+        page_url=links.page_without_token(request.build_absolute_uri())[:2000],
         submitted=submitted or {},
     )
 
