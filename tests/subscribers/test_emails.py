@@ -3,6 +3,7 @@ request and the sweep's copy (``tasks.send_unsent_emails``) run at the same mome
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.mail.backends import locmem
+from django.db import connection
 from django.utils import timezone
 
 from subscribers import emails, services, tasks
@@ -115,6 +117,40 @@ def test_the_sweep_and_the_first_task_together_send_the_confirmation_once(
     tasks.send_confirmation_email(unsent_confirmation)
     assert swept == [1]
     assert [m.to for m in mailoutbox] == [["grace@example.org"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_sending_the_same_confirmation_at_once_send_it_once(
+    unsent_confirmation, mailoutbox, monkeypatch
+):
+    """As on two workers: two threads, each with its own database connection."""
+    first = threading.current_thread()
+    first_is_sending, second_is_done = threading.Event(), threading.Event()
+    deliver = locmem.EmailBackend.send_messages
+
+    def send_messages(self: locmem.EmailBackend, messages: Any) -> int:
+        if threading.current_thread() is first:
+            first_is_sending.set()
+            second_is_done.wait(timeout=10)
+        return deliver(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", send_messages)
+    second: list[bool] = []
+
+    def other_worker() -> None:
+        try:
+            first_is_sending.wait(timeout=10)
+            second.append(emails.send_confirmation(request_id=unsent_confirmation))
+        finally:
+            second_is_done.set()
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert emails.send_confirmation(request_id=unsent_confirmation) is True
+    thread.join(timeout=20)
+    assert second == [False]
+    assert len(mailoutbox) == 1
 
 
 def fail_sending(monkeypatch: pytest.MonkeyPatch) -> None:
