@@ -298,6 +298,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # A double opt-in or address-change email still unsent this long after it was asked for is
 # queued again (its task never reached the broker): see subscribers.tasks.send_unsent_emails.
 UNSENT_EMAIL_AFTER_SECONDS = env.int("UNSENT_EMAIL_AFTER_SECONDS", default=600)
+# Such an email is sent under a claim in the cache, so that the first task and the sweep's
+# copy never both send it. It is released once the email is sent; one left by a worker that
+# died mid-send lapses after this long. It must outlast a slow send (SMTP or provider timeout).
+TRANSACTIONAL_EMAIL_CLAIM_SECONDS = env.int("TRANSACTIONAL_EMAIL_CLAIM_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-unconfirmed-signups": {

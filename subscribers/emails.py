@@ -1,15 +1,21 @@
 """Transactional emails of the subscribers app (double opt-in and its replies, address changes).
 
 Each function reads what it needs, sends outside any transaction, then records the send.
+The double opt-in and address-change emails are sent under a claim (``send_claim``), so
+that two tasks for the same email, the original and the sweep's copy, never both send it.
 Templates live at ``templates/subscribers/email/<name>_{subject.txt,body.txt,body.html}``.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -52,7 +58,46 @@ def preferences_link(subscriber: Subscriber) -> str:
     return site_link(reverse("subscribers:preferences", args=[selectors.preferences_token(subscriber)]))
 
 
+@contextmanager
+def send_claim(kind: str, record_id: Any) -> Iterator[bool]:
+    """Yield whether this task may send ``kind``'s email for ``record_id``: no other task is.
+
+    Read the sent mark and send inside the block, and write the mark before it ends. The mark
+    alone cannot stop two copies running at the same moment (the one queued at the request
+    and the one ``tasks.send_unsent_emails`` queued): both would read it empty and send. The
+    claim is released when the block ends, sent or failed, so a retry can go at once; a worker
+    that dies mid-send leaves it to expire after ``TRANSACTIONAL_EMAIL_CLAIM_SECONDS``, which
+    delays the email rather than losing it. Without the cache nothing is sent: the error
+    propagates, the mark stays empty, and the sweep queues the email again.
+    """
+    key = f"subscribers.send_claim:{kind}:{record_id}"
+    token = uuid.uuid4().hex
+    # Redis SET NX in production: exactly one of two racing tasks gets it.
+    if not cache.add(key, token, timeout=settings.TRANSACTIONAL_EMAIL_CLAIM_SECONDS):
+        logger.info("%s email for %s is being sent by another task: this copy does nothing", kind, record_id)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _release(key, token)
+
+
+def _release(key: str, token: str) -> None:
+    try:
+        # A claim that outlived its timeout may be another task's by now: leave that one be.
+        if cache.get(key) == token:
+            cache.delete(key)
+    except Exception as exc:  # redis-py raises its own ConnectionError, not an OSError
+        logger.warning("could not release %s, it lapses by itself: %s", key, exc)
+
+
 def send_confirmation(*, request_id: str) -> bool:
+    with send_claim("confirmation", request_id) as claimed:
+        return claimed and _send_confirmation(request_id)
+
+
+def _send_confirmation(request_id: str) -> bool:
     request = ConfirmationRequest.objects.select_related("subscriber").filter(pk=request_id).first()
     if request is None or not request.is_open or request.email_sent_at or not request.subscriber.email:
         return False
@@ -118,6 +163,11 @@ def send_manage_link(*, subscriber_id: int) -> bool:
 
 def send_email_change_confirmation(*, change_id: str) -> bool:
     """To the new address: a link to confirm that it is theirs."""
+    with send_claim("email_change_confirmation", change_id) as claimed:
+        return claimed and _send_email_change_confirmation(change_id)
+
+
+def _send_email_change_confirmation(change_id: str) -> bool:
     change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
     if change is None or not change.is_open or change.confirmation_sent_at or not change.subscriber.email:
         return False
@@ -144,6 +194,11 @@ def contact_email() -> str:
 
 def send_email_change_notice(*, change_id: str) -> bool:
     """To the old address: someone asked to move this subscription elsewhere."""
+    with send_claim("email_change_notice", change_id) as claimed:
+        return claimed and _send_email_change_notice(change_id)
+
+
+def _send_email_change_notice(change_id: str) -> bool:
     change = EmailChangeRequest.objects.select_related("subscriber").filter(pk=change_id).first()
     if change is None or change.cancelled_at is not None or change.notice_sent_at is not None:
         return False

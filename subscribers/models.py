@@ -11,6 +11,7 @@ typed) lives in ``ConsentEvidence``, outside the hashed event, which keeps only 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -251,6 +252,14 @@ class Suppression(models.Model):
         return self.lifted_at is None
 
 
+class ConfirmationRequestQuerySet(models.QuerySet["ConfirmationRequest"]):
+    def open(self, now: datetime | None = None) -> ConfirmationRequestQuerySet:
+        """The requests whose link still works at ``now``: ``ConfirmationRequest.is_open`` in SQL."""
+        return self.filter(
+            confirmed_at__isnull=True, expired_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
+
+
 class ConfirmationRequest(models.Model):
     """One double opt-in round: the requested consents wait for the emailed link."""
 
@@ -264,6 +273,8 @@ class ConfirmationRequest(models.Model):
     email_sent_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConfirmationRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -288,7 +299,16 @@ class ConfirmationRequest(models.Model):
 
     @property
     def is_open(self) -> bool:
+        # The conditions of ConfirmationRequestQuerySet.open: change both together.
         return self.confirmed_at is None and self.expired_at is None and self.expires_at > timezone.now()
+
+
+class EmailChangeRequestQuerySet(models.QuerySet["EmailChangeRequest"]):
+    def open(self, now: datetime | None = None) -> EmailChangeRequestQuerySet:
+        """The changes whose link still works at ``now``: ``EmailChangeRequest.is_open`` in SQL."""
+        return self.filter(
+            confirmed_at__isnull=True, cancelled_at__isnull=True, expires_at__gt=now or timezone.now()
+        )
 
 
 class EmailChangeRequest(models.Model):
@@ -305,6 +325,8 @@ class EmailChangeRequest(models.Model):
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
     notice_sent_at = models.DateTimeField(null=True, blank=True)
 
+    objects = EmailChangeRequestQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -313,6 +335,7 @@ class EmailChangeRequest(models.Model):
 
     @property
     def is_open(self) -> bool:
+        # The conditions of EmailChangeRequestQuerySet.open: change both together.
         return self.confirmed_at is None and self.cancelled_at is None and self.expires_at > timezone.now()
 
 

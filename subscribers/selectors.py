@@ -200,12 +200,7 @@ def preference_centre(*, subscriber: Subscriber) -> list[PurposePreferences]:
 
 def open_email_change(*, subscriber: Subscriber) -> EmailChangeRequest | None:
     """The address change still waiting for its new address to confirm, if any."""
-    return EmailChangeRequest.objects.filter(
-        subscriber=subscriber,
-        confirmed_at__isnull=True,
-        cancelled_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    ).first()
+    return EmailChangeRequest.objects.open().filter(subscriber=subscriber).first()
 
 
 @dataclass(frozen=True)
@@ -223,18 +218,15 @@ def unsent_emails(*, older_than: timedelta, limit: int = 1000) -> UnsentEmails:
     can still be used: a confirmation link that has expired is not worth sending."""
     now = timezone.now()
     cutoff = now - older_than
-    confirmations = ConfirmationRequest.objects.filter(
-        email_sent_at__isnull=True,
-        confirmed_at__isnull=True,
-        expired_at__isnull=True,
-        expires_at__gt=now,
-        created_at__lt=cutoff,
+    confirmations = ConfirmationRequest.objects.open(now).filter(
+        email_sent_at__isnull=True, created_at__lt=cutoff
     )
     changes = EmailChangeRequest.objects.filter(cancelled_at__isnull=True, created_at__lt=cutoff)
     return UnsentEmails(
         confirmations=list(confirmations.order_by("created_at").values_list("pk", flat=True)[:limit]),
         change_confirmations=list(
-            changes.filter(confirmation_sent_at__isnull=True, confirmed_at__isnull=True, expires_at__gt=now)
+            changes.open(now)
+            .filter(confirmation_sent_at__isnull=True)
             .order_by("created_at")
             .values_list("pk", flat=True)[:limit]
         ),

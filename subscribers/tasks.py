@@ -93,9 +93,10 @@ def queue_manage_link(subscriber: Subscriber) -> bool:
 def send_unsent_emails() -> int:
     """Queue again the emails a request committed without (the broker was down then).
 
-    Each email's task checks its sent mark first, so one queued twice is sent once, unless
-    both copies run at the same moment: only if the first waited in the queue longer than
-    ``UNSENT_EMAIL_AFTER_SECONDS``.
+    The first task may only be late (it waited in the queue longer than
+    ``UNSENT_EMAIL_AFTER_SECONDS``), so an email can be queued twice; it is still sent once.
+    Each copy sends under the email's claim (``emails.send_claim``) and checks the sent mark
+    inside it: a copy that runs while the other sends does nothing, a later one finds the mark.
     """
     unsent = selectors.unsent_emails(older_than=timedelta(seconds=settings.UNSENT_EMAIL_AFTER_SECONDS))
     for request_id in unsent.confirmations:

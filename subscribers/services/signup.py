@@ -210,7 +210,11 @@ def subscriber_sign_up(
 
 @transaction.atomic
 def subscription_confirm(*, request_id: Any, evidence: Evidence) -> ConfirmationRequest:
-    """Confirm a double opt-in request: each still-pending consent becomes active."""
+    """Confirm a double opt-in request: each still-pending consent becomes active.
+
+    Returns the request, its ``subscriber`` the one confirmed (the profile typed at signup
+    applied), so a caller needs no second read to say what follows for that person.
+    """
     request = (
         ConfirmationRequest.objects.select_for_update()
         .select_related("subscriber")
@@ -259,6 +263,7 @@ def subscription_confirm(*, request_id: Any, evidence: Evidence) -> Confirmation
     _apply_profile(subscriber, request.profile)
     request.confirmed_at = now
     request.save(update_fields=["confirmed_at"])
+    request.subscriber = subscriber
     return request
 
 

@@ -114,12 +114,11 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscribers/link_problem.html", {"reason": "invalid"}, status=400)
     if request.method == "POST":
         try:
-            services.subscription_confirm(
+            confirmed = services.subscription_confirm(
                 request_id=request_id, evidence=_evidence(request, ConsentEvent.Source.CONFIRMATION_LINK)
             )
         except services.ConfirmationError as exc:
             return _link_problem(request, exc.reason)
-        confirmed = ConfirmationRequest.objects.select_related("subscriber").get(pk=request_id)
         context = {
             "items": _requested(request_id),
             "suppression": selectors.suppression_in_force(subscriber=confirmed.subscriber),

@@ -64,7 +64,10 @@ def test_confirmation_activates_with_its_own_evidence(consent_texts):
     outcome = services.subscriber_sign_up(
         email="ada@example.org", name="Ada", choices=choose(consent_texts["newsletter"]), evidence=SIGNUP
     )
-    services.subscription_confirm(request_id=outcome.request.pk, evidence=CLICK)
+    returned = services.subscription_confirm(request_id=outcome.request.pk, evidence=CLICK)
+    # What the confirmation page needs comes back with it: the request, and the person as confirmed.
+    assert (returned.pk, returned.confirmed_at is not None) == (outcome.request.pk, True)
+    assert (returned.subscriber.pk, returned.subscriber.name) == (outcome.subscriber.pk, "Ada")
     state = ConsentState.objects.get(subscriber=outcome.subscriber)
     assert state.status == ConsentState.Status.ACTIVE
     assert state.consent_text == consent_texts["newsletter"]

@@ -182,6 +182,26 @@ def test_confirming_an_address_we_mail_shows_no_warning(client, consent_texts, m
     assert "suppression-notice" not in html
 
 
+def test_a_confirmation_post_reads_the_request_once(
+    client, consent_texts, mailoutbox, django_assert_num_queries
+):
+    client.post(SIGNUP_URL, form_data(consent_texts))
+    url = confirm_url_from(mailoutbox[0])
+    # In one transaction (a savepoint here): the request, the subscriber, their states and
+    # what was asked, locked or read; the confirmed event, its evidence, the chain head, the
+    # state, any erasure suppression, the name typed at signup, the request. Then the page:
+    # what was asked, and any suppression of the subscriber the service handed back.
+    with django_assert_num_queries(15) as captured:
+        done = client.post(url)
+    assert done.status_code == 200
+    reads = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith("SELECT") and 'FROM "subscribers_confirmationrequest"' in query["sql"]
+    ]
+    assert len(reads) == 1 and reads[0].endswith("FOR UPDATE")
+
+
 @pytest.mark.parametrize(
     "token",
     [
