@@ -35,12 +35,14 @@ def deliveries_erase(subscriber: Subscriber) -> None:
     """Blank what a delivery may hold of the person's address.
 
     SMTP refusals and provider bounce texts often quote the address ("550 <ada@…> no such
-    user"), and a provider event keeps the address's keyed hash, which after an erasure
-    only the suppression list may hold. Statuses, times and message ids stay for the
-    campaign's reports.
+    user"), a provider event keeps the address's keyed hash, which after an erasure only the
+    suppression list may hold, and its domain, which for a personal domain names the person.
+    Statuses, times and message ids stay for the campaign's reports.
     """
     Delivery.objects.filter(subscriber=subscriber).exclude(error="").update(error="")
     mine = Q(delivery__subscriber=subscriber)
     if subscriber.email_hash:
         mine |= Q(delivery__isnull=True, recipient_hash=subscriber.email_hash)  # never matched to a delivery
-    DeliveryEvent.objects.filter(mine).update(recipient_hash="", description="", mta_response="")
+    DeliveryEvent.objects.filter(mine).update(
+        recipient_hash="", recipient_domain="", description="", mta_response=""
+    )
