@@ -244,6 +244,10 @@ FRESH_LINK_HOURS = env.int("FRESH_LINK_HOURS", default=24)
 # address per MANAGE_LINK_INTERVAL_MINUTES whoever asks.
 MANAGE_LINK_RATE_LIMIT = env.str("MANAGE_LINK_RATE_LIMIT", default="5/h")
 MANAGE_LINK_INTERVAL_MINUTES = env.int("MANAGE_LINK_INTERVAL_MINUTES", default=15)
+# Anyone can type an address on the signup page: at most this many double opt-in emails to
+# one address a day (later signups for it record and send nothing; earlier links still
+# work), and "already subscribed" emails at most one per MANAGE_LINK_INTERVAL_MINUTES.
+CONFIRMATIONS_PER_ADDRESS_PER_DAY = env.int("CONFIRMATIONS_PER_ADDRESS_PER_DAY", default=5)
 # The mailto: of List-Unsubscribe (default: SENDER_EMAIL). Its mailbox must be read.
 UNSUBSCRIBE_MAILTO = env.str("UNSUBSCRIBE_MAILTO", default="")
 RATELIMIT_IP_META_KEY = "subscribers.http.client_ip_for_ratelimit"

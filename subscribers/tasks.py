@@ -89,6 +89,22 @@ def queue_manage_link(subscriber: Subscriber) -> bool:
     return True
 
 
+def queue_already_subscribed(subscriber_id: int, address_key: str) -> bool:
+    """Queue the "you're already subscribed" email, at most once per address per interval.
+
+    Anyone can type an address on the signup page; as with the manage link, the address
+    gets one such email per ``MANAGE_LINK_INTERVAL_MINUTES`` however often it is typed.
+    """
+    key = f"subscribers.already_subscribed:{address_key or subscriber_id}"
+    if not cache.add(key, 1, timeout=settings.MANAGE_LINK_INTERVAL_MINUTES * 60):
+        logger.info(
+            "already-subscribed email for subscriber %s held back: one was sent recently", subscriber_id
+        )
+        return False
+    send_already_subscribed_email.delay(subscriber_id)
+    return True
+
+
 @shared_task(name="subscribers.send_unsent_emails")
 def send_unsent_emails() -> int:
     """Queue again the emails a request committed without (the broker was down then).

@@ -63,6 +63,7 @@ class SignupOutcome:
     subscriber: Subscriber
     request: ConfirmationRequest | None
     already_active: list[ConsentChoice]
+    held: bool = False  # past CONFIRMATIONS_PER_ADDRESS_PER_DAY: nothing recorded or sent
 
 
 def address_hash(email: str) -> str:
@@ -145,6 +146,15 @@ def subscriber_sign_up(
     ]
     already = [c for c in choices if c not in to_request]
     request = None
+    if (
+        to_request
+        and not created
+        and _confirmations_today(subscriber) >= settings.CONFIRMATIONS_PER_ADDRESS_PER_DAY
+    ):
+        # Anyone can type an address: past the cap, a signup for it records and mails nothing
+        # (the page answers as always). Earlier requests' links still work.
+        logger.info("signup for subscriber %s held: confirmation emails per day reached", subscriber.pk)
+        return SignupOutcome(subscriber=subscriber, request=None, already_active=already, held=True)
     if to_request:
         now = timezone.now()
         request = ConfirmationRequest.objects.create(
@@ -201,11 +211,16 @@ def subscriber_sign_up(
         # "check your inbox"; tasks.send_unsent_emails queues the email once it is back.
         transaction.on_commit(lambda: _tasks().send_confirmation_email.delay(request_id), robust=True)
     else:
-        subscriber_id = subscriber.pk
+        subscriber_id, address_key = subscriber.pk, subscriber.email_hash
         transaction.on_commit(
-            lambda: _tasks().send_already_subscribed_email.delay(subscriber_id), robust=True
+            lambda: _tasks().queue_already_subscribed(subscriber_id, address_key), robust=True
         )
     return SignupOutcome(subscriber=subscriber, request=request, already_active=already)
+
+
+def _confirmations_today(subscriber: Subscriber) -> int:
+    since = timezone.now() - timedelta(days=1)
+    return ConfirmationRequest.objects.filter(subscriber=subscriber, created_at__gte=since).count()
 
 
 @transaction.atomic
