@@ -2,7 +2,7 @@
 providers that cannot personalise a batch themselves (see ``batching.supported``).
 
 Over Django's SMTP backend each message is bytes from a frame made once per campaign copy
-(``rendering.smtp_frame``), written straight to its smtplib connection by ``sendmail``;
+(``smtp_frames.smtp_frame``), written straight to its smtplib connection by ``sendmail``;
 other backends get ``EmailMessage`` objects. The caller records what ``send_one_by_one``
 settled (``send_outcomes``); nothing here touches the database.
 
@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
-from marketing import batching, rendering, tracking
+from marketing import batching, rendering, smtp_frames, tracking
 from marketing.models import Delivery
 from marketing.send_outcomes import Outcomes, Retries, refusal, retry_delay, short
 
@@ -42,7 +42,7 @@ def send_one_by_one(
     """
     connection = get_connection()
     fast = type(connection) is SMTPBackend
-    frames = [rendering.smtp_frame(copy) for copy in copies] if fast else []
+    frames = [smtp_frames.smtp_frame(copy) for copy in copies] if fast else []
     link_maker = rendering.LinkMaker()
     date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
     domain = _sender_domain()
@@ -91,7 +91,7 @@ def send_one_by_one(
 
 
 def sendmail(smtp: smtplib.SMTP, sender: str, to: str, raw: bytes) -> None:
-    """``smtp.sendmail(sender, [to], raw)`` for two plain addresses (``rendering.Frame``
+    """``smtp.sendmail(sender, [to], raw)`` for two plain addresses (``smtp_frames.Frame``
     took only those), raising what it raises, without parsing both addresses again for
     every message (``smtplib.quoteaddr``, ~8% of a message's CPU in cProfile).
 
