@@ -100,28 +100,34 @@ class RunOutcome:
     sent: int
     # Seconds until the earliest retry is due, when retries are all that is left.
     next_retry_in: float | None = None
-    # The run used up its DISPATCH_RUN_SECONDS with batches still due: queue it again.
+    # The run used up its DISPATCH_RUN_SECONDS with batches still due: queue it again,
+    # passing ``after`` on.
     more: bool = False
+    # The highest id of the run's last claim: ``claim_batch``'s ``after`` for the next turn.
+    after: int = 0
 
 
-def run(*, campaign_id: int) -> RunOutcome:
+def run(*, campaign_id: int, after: int = 0) -> RunOutcome:
     """Send batches of ``campaign_id`` until none is due, the campaign stops sending, or
     ``DISPATCH_RUN_SECONDS`` have passed (``more``): a worker then takes the tasks queued
-    meanwhile, such as someone's double opt-in email, before this campaign's next turn."""
+    meanwhile, such as someone's double opt-in email, before this campaign's next turn.
+
+    ``after``: the previous turn's ``RunOutcome.after``, where this turn's first claim
+    starts (see ``claim_batch``); 0 looks at the whole campaign.
+    """
     started = time.monotonic()
     total = 0
     prepared: rendering.PreparedCampaign | None = None
     tracked: rendering.PreparedCampaign | None = None
-    after = 0
     while True:
         campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
         if campaign.status != Campaign.Status.SENDING:
-            return RunOutcome(sent=total)
+            return RunOutcome(sent=total, after=after)
         ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE, after=after)
         if not ids:
             if services.campaign_finish_if_done(campaign_id=campaign_id):
-                return RunOutcome(sent=total)
-            return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id))
+                return RunOutcome(sent=total, after=after)
+            return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id), after=after)
         if prepared is None or tracked is None:
             prepared = rendering.prepare(campaign)
             tracked = tracking.tracked_copy(prepared, campaign)
@@ -130,12 +136,12 @@ def run(*, campaign_id: int) -> RunOutcome:
         total += result.sent
         if result.outage:
             _pause_for_outage(campaign_id, result.outage)
-            return RunOutcome(sent=total)
+            return RunOutcome(sent=total, after=after)
         _pause_if_failing(campaign_id)
         # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
         guardrails.campaign_guard(campaign_id=campaign_id)
         if time.monotonic() - started >= settings.DISPATCH_RUN_SECONDS:
-            return RunOutcome(sent=total, more=True)
+            return RunOutcome(sent=total, more=True, after=after)
 
 
 def send_batch(
