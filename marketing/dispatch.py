@@ -1,5 +1,10 @@
 """Sending mechanics: claim a batch, re-check consent, send, record. No Celery here.
 
+This module is the database side and the loop (``run``, ``claim_batch``, ``send_batch``
+and the statement recording a batch); the sending itself is ``one_by_one`` (SMTP and
+providers without batches) or ``provider_batches`` (one API call per batch), which report
+what happened in the shapes of ``send_outcomes``.
+
 Guarantees:
 - A recipient is sent a campaign at most once in normal operation: each Delivery row is
   claimed by one worker (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite
@@ -17,30 +22,32 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import logging
-import smtplib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import formatdate, make_msgid
 from typing import Any
 
-from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import get_connection
-from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from marketing import batch_backends, batching, guardrails, rendering, services, throttle, tracking
+from marketing import (
+    batching,
+    guardrails,
+    one_by_one,
+    provider_batches,
+    rendering,
+    services,
+    throttle,
+    tracking,
+)
 from marketing.models import Campaign, Delivery
+from marketing.send_outcomes import Outcomes, Retries
 from subscribers import services as subscriber_services
 from subscribers.addresses import smtp_address
 from subscribers.id_arrays import in_ids
 from subscribers.selectors import sendable_consents
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -93,28 +100,34 @@ class RunOutcome:
     sent: int
     # Seconds until the earliest retry is due, when retries are all that is left.
     next_retry_in: float | None = None
-    # The run used up its DISPATCH_RUN_SECONDS with batches still due: queue it again.
+    # The run used up its DISPATCH_RUN_SECONDS with batches still due: queue it again,
+    # passing ``after`` on.
     more: bool = False
+    # The highest id of the run's last claim: ``claim_batch``'s ``after`` for the next turn.
+    after: int = 0
 
 
-def run(*, campaign_id: int) -> RunOutcome:
+def run(*, campaign_id: int, after: int = 0) -> RunOutcome:
     """Send batches of ``campaign_id`` until none is due, the campaign stops sending, or
     ``DISPATCH_RUN_SECONDS`` have passed (``more``): a worker then takes the tasks queued
-    meanwhile, such as someone's double opt-in email, before this campaign's next turn."""
+    meanwhile, such as someone's double opt-in email, before this campaign's next turn.
+
+    ``after``: the previous turn's ``RunOutcome.after``, where this turn's first claim
+    starts (see ``claim_batch``); 0 looks at the whole campaign.
+    """
     started = time.monotonic()
     total = 0
     prepared: rendering.PreparedCampaign | None = None
     tracked: rendering.PreparedCampaign | None = None
-    after = 0
     while True:
         campaign = Campaign.objects.select_related("purpose", "layout").get(pk=campaign_id)
         if campaign.status != Campaign.Status.SENDING:
-            return RunOutcome(sent=total)
+            return RunOutcome(sent=total, after=after)
         ids = claim_batch(campaign_id=campaign_id, size=settings.DISPATCH_BATCH_SIZE, after=after)
         if not ids:
             if services.campaign_finish_if_done(campaign_id=campaign_id):
-                return RunOutcome(sent=total)
-            return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id))
+                return RunOutcome(sent=total, after=after)
+            return RunOutcome(sent=total, next_retry_in=_next_retry_in(campaign_id), after=after)
         if prepared is None or tracked is None:
             prepared = rendering.prepare(campaign)
             tracked = tracking.tracked_copy(prepared, campaign)
@@ -123,12 +136,12 @@ def run(*, campaign_id: int) -> RunOutcome:
         total += result.sent
         if result.outage:
             _pause_for_outage(campaign_id, result.outage)
-            return RunOutcome(sent=total)
+            return RunOutcome(sent=total, after=after)
         _pause_if_failing(campaign_id)
         # Complaints and bounces arrive by webhook; the sample they are measured on grows here.
         guardrails.campaign_guard(campaign_id=campaign_id)
         if time.monotonic() - started >= settings.DISPATCH_RUN_SECONDS:
-            return RunOutcome(sent=total, more=True)
+            return RunOutcome(sent=total, more=True, after=after)
 
 
 def send_batch(
@@ -161,7 +174,7 @@ def send_batch(
     if trackable and tracked is None:
         tracked = tracking.tracked_copy(prepared, campaign)
     result = BatchResult()
-    outcomes: dict[int, tuple[str, str, str]] = {}  # delivery id -> (status, provider id, error)
+    outcomes: Outcomes = {}
     to_send = []
     for delivery_id, subscriber_id, email, name, generation, attempts in rows:
         if subscriber_id not in consented or not email:
@@ -177,7 +190,7 @@ def send_batch(
         )
         to_send.append((delivery_id, attempts, recipient))
 
-    retry: dict[int, tuple[int, float]] = {}  # delivery id -> (attempts, delay seconds)
+    retry: Retries = {}
     if to_send:
         throttle.acquire(len(to_send))
     if to_send and batching.supported():
@@ -187,11 +200,11 @@ def send_batch(
             (prepared, [t for t in to_send if not t[2].tracking_url]),
         ):
             if group and copy is not None:
-                _send_as_one(
+                provider_batches.send_as_one(
                     campaign_id=campaign.pk, prepared=copy, to_send=group, outcomes=outcomes, retry=retry
                 )
     elif to_send:
-        _send_one_by_one(
+        one_by_one.send_one_by_one(
             campaign_id=campaign.pk,
             copies=(prepared, tracked or prepared),
             to_send=to_send,
@@ -211,171 +224,11 @@ def send_batch(
     return result
 
 
-def _send_one_by_one(
-    *,
-    campaign_id: int,
-    copies: tuple[rendering.PreparedCampaign, rendering.PreparedCampaign],
-    to_send: list[tuple[int, int, rendering.Recipient]],
-    outcomes: dict[int, tuple[str, str, str]],
-    retry: dict[int, tuple[int, float]],
-) -> None:
-    """One message per recipient over one connection; ``copies`` is (plain, tracked).
-
-    Over Django's SMTP backend the messages are bytes from a frame made once per copy
-    (``rendering.smtp_frame``) and go straight to its smtplib connection; SMTP has no
-    provider tracking to turn off. Other backends get ``EmailMessage`` objects.
-    """
-    connection = get_connection()
-    fast = type(connection) is SMTPBackend
-    frames = [rendering.smtp_frame(copy) for copy in copies] if fast else []
-    link_maker = rendering.LinkMaker()
-    date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
-    domain = _sender_domain()
-    try:
-        connection.open()
-        smtp = connection.connection if isinstance(connection, SMTPBackend) else None
-        for index, (delivery_id, attempts, recipient) in enumerate(to_send):
-            copy = bool(recipient.tracking_url)
-            message_id = make_msgid(domain=domain)
-            raw: bytes | None = None
-            if fast:
-                raw = frames[copy].message(recipient, link_maker=link_maker, message_id=message_id, date=date)
-            message = None
-            if raw is None:
-                message = tracking.disable_provider_tracking(
-                    rendering.build_message(copies[copy], recipient, connection=connection)
-                )
-                message.extra_headers["Message-ID"] = message_id
-                # Comes back with the provider's webhook events (anymail metadata), as in a batch.
-                message.metadata = {  # type: ignore[attr-defined]
-                    batching.DELIVERY_ID: str(delivery_id),
-                    batching.CAMPAIGN_ID: str(campaign_id),
-                }
-            try:
-                if raw is not None and smtp is not None:
-                    _sendmail(smtp, frames[copy].sender, recipient.email, raw)
-                elif message is not None:
-                    message.send()
-            except (AnymailRecipientsRefused, smtplib.SMTPRecipientsRefused) as exc:
-                outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
-            except (AnymailAPIError, smtplib.SMTPException, OSError) as exc:
-                delay = _retry_delay(exc, attempts)
-                if delay is None:
-                    outcomes[delivery_id] = (Delivery.Status.FAILED, "", _short(exc))
-                    continue
-                # The connection or provider is unwell: put back the rest of the batch too.
-                for later_id, later_attempts, _ in to_send[index:]:
-                    retry[later_id] = (later_attempts, delay)
-                logger.warning("campaign %s: sending paused for %.0fs: %s", campaign_id, delay, _short(exc))
-                break
-            else:
-                provider_id = _provider_id(message) if message is not None else message_id
-                outcomes[delivery_id] = (Delivery.Status.SENT, provider_id, "")
-    finally:
-        connection.close()
-
-
-def _sendmail(smtp: smtplib.SMTP, sender: str, to: str, raw: bytes) -> None:
-    """``smtp.sendmail(sender, [to], raw)`` for two plain addresses (``rendering.Frame``
-    took only those), raising what it raises, without parsing both addresses again for
-    every message (``smtplib.quoteaddr``, ~8% of a message's CPU in cProfile).
-
-    Where the server offers PIPELINING (RFC 2920; Postfix does), MAIL, RCPT and DATA go in
-    one write and their replies are read together: two round trips a message instead of
-    four, which is what a busy machine spends most of a batch waiting for.
-    """
-    smtp.ehlo_or_helo_if_needed()
-    options = f" size={len(raw)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    mail, rcpt = f"MAIL FROM:<{sender}>{options}", f"RCPT TO:<{to}>"
-    if not (smtp.does_esmtp and smtp.has_extn("pipelining")):
-        _check_envelope(smtp, smtp.docmd(mail), None, sender, to)
-        _check_envelope(smtp, (250, b""), smtp.docmd(rcpt), sender, to)
-        code, response = smtp.data(raw)
-    else:
-        smtp.send(f"{mail}\r\n{rcpt}\r\nDATA\r\n")
-        replies = smtp.getreply(), smtp.getreply(), smtp.getreply()
-        if replies[2][0] == 354 and (replies[0][0] != 250 or replies[1][0] not in (250, 251)):
-            # RFC 2920 §3.1: the server took DATA anyway; end the empty message.
-            smtp.send(".\r\n")
-            smtp.getreply()
-        _check_envelope(smtp, replies[0], replies[1], sender, to)
-        if replies[2][0] != 354:
-            _rset(smtp)
-            raise smtplib.SMTPDataError(*replies[2])
-        # smtplib.SMTP.data's framing: dot-stuffing, then CRLF.CRLF.
-        body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
-        smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-        code, response = smtp.getreply()
-    if code != 250:
-        _rset(smtp)
-        raise smtplib.SMTPDataError(code, response)
-
-
-def _check_envelope(
-    smtp: smtplib.SMTP, mail: tuple[int, bytes], rcpt: tuple[int, bytes] | None, sender: str, to: str
-) -> None:
-    if mail[0] != 250:
-        _rset(smtp)
-        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
-    if rcpt is not None and rcpt[0] not in (250, 251):
-        _rset(smtp)
-        raise smtplib.SMTPRecipientsRefused({to: rcpt})
-
-
-def _rset(smtp: smtplib.SMTP) -> None:
-    with contextlib.suppress(smtplib.SMTPServerDisconnected):
-        smtp.rset()
-
-
-def _send_as_one(
-    *,
-    campaign_id: int,
-    prepared: rendering.PreparedCampaign,
-    to_send: list[tuple[int, int, rendering.Recipient]],
-    outcomes: dict[int, tuple[str, str, str]],
-    retry: dict[int, tuple[int, float]],
-) -> None:
-    """The whole batch in one provider API call, each recipient's copy personalised there."""
-    recipients = {delivery_id: recipient for delivery_id, _, recipient in to_send}
-    message = batching.build_message(prepared, recipients, connection=batch_backends.connection())
-    tracking.disable_provider_tracking(message)
-
-    try:
-        message.send()
-    except AnymailRecipientsRefused as exc:
-        for delivery_id in recipients:
-            outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
-    except (AnymailAPIError, OSError) as exc:
-        if len(to_send) > 1 and _refuses_the_call(exc):
-            # Mailgun answers 400 for the whole call when one address is bad: halve until it is alone.
-            half = len(to_send) // 2
-            for part in (to_send[:half], to_send[half:]):
-                _send_as_one(
-                    campaign_id=campaign_id, prepared=prepared, to_send=part, outcomes=outcomes, retry=retry
-                )
-            return
-        # One call for everyone: a temporary failure puts the whole batch back.
-        delay = _retry_delay(exc, max(attempts for _, attempts, _ in to_send))
-        for delivery_id, attempts, _ in to_send:
-            if delay is None:
-                outcomes[delivery_id] = (Delivery.Status.FAILED, "", _refusal(exc))
-            else:
-                retry[delivery_id] = (attempts, delay)
-        if delay is not None:
-            logger.warning("campaign %s: sending paused for %.0fs: %s", campaign_id, delay, _short(exc))
-    else:
-        for delivery_id, (accepted, provider_id, error) in batching.recipient_outcomes(
-            message, recipients
-        ).items():
-            status = Delivery.Status.SENT if accepted else Delivery.Status.FAILED
-            outcomes[delivery_id] = (status, provider_id, error)
-
-
 def _record(
     *,
     campaign: Campaign,
-    outcomes: dict[int, tuple[str, str, str]],
-    retry: dict[int, tuple[int, float]],
+    outcomes: Outcomes,
+    retry: Retries,
     result: BatchResult,
     subscriber_of: dict[int, int],
     tracked_ids: set[int],
@@ -413,7 +266,7 @@ def _record(
         )
 
 
-def _write_outcomes(outcomes: dict[int, tuple[str, str, str]], now: datetime, tracked_ids: set[int]) -> None:
+def _write_outcomes(outcomes: Outcomes, now: datetime, tracked_ids: set[int]) -> None:
     """Every row's own status, provider id and error in ONE statement (UPDATE … FROM unnest),
     and ``Delivery.tracked`` for the messages that went out with tracking (what
     ``tracking.deliveries_mark_tracked`` does, without rewriting those rows a second time).
@@ -462,27 +315,6 @@ def _next_retry_in(campaign_id: int) -> float | None:
     return max((min(due) - timezone.now()).total_seconds(), 0.0)
 
 
-def _retry_delay(exc: Exception, attempts: int) -> float | None:
-    """Seconds to wait before retrying, or None when the failure is permanent."""
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600:
-        return None
-    if status is not None and 400 <= status < 500 and status != 429:
-        return None
-    backoff = min(settings.DISPATCH_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 3600.0)
-    if status == 429:
-        retry_after = exc.response.headers.get("Retry-After", "")  # type: ignore[attr-defined]
-        wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else backoff
-        throttle.hold(wait)
-        return wait
-    return backoff
-
-
-def _refuses_the_call(exc: Exception) -> bool:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status in (400, 422)
-
-
 def _pause_for_outage(campaign_id: int, what: str) -> None:
     with contextlib.suppress(services.CampaignStateError):  # already paused or cancelled
         services.campaign_pause(
@@ -507,37 +339,3 @@ def _pause_if_failing(campaign_id: int) -> None:
                 reason=f"Paused automatically: {rate:.0%} of messages failed "
                 f"(limit {settings.DISPATCH_MAX_FAILURE_RATE:.0%}). Check the failures, then resume.",
             )
-
-
-def _provider_id(message: object) -> str:
-    status = getattr(message, "anymail_status", None)
-    if status is not None and status.message_id:
-        return str(status.message_id)
-    return str(getattr(message, "extra_headers", {}).get("Message-ID", ""))
-
-
-def _sender_domain() -> str:
-    return settings.SENDER_EMAIL.rpartition("@")[2] or "localhost"
-
-
-def _refusal(exc: Exception) -> str:
-    """The receiving side's own words for a refused recipient, which anymail's message omits."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        reasons = [
-            f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
-            for code, text in exc.recipients.values()
-        ]
-        return _short(exc) + ": " + "; ".join(reasons)
-    response = getattr(exc, "response", None)
-    if response is None:
-        return _short(exc)
-    try:
-        body = response.json()
-        detail = body.get("Message") or body.get("message") if isinstance(body, dict) else str(body)
-    except ValueError:
-        detail = response.text
-    return f"{_short(exc)}: {str(detail)[:300]}"
-
-
-def _short(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]

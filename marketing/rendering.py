@@ -11,10 +11,8 @@ placeholder (a name typed as ``%%UNSUBSCRIBE_URL%%``) is never expanded again.
 Placeholders are ``%%NAME%%``: HTML escaping never produces ``%``, css-inline and html2text
 leave them alone (tested), and Markdown does not treat them as markup.
 
-Over SMTP, ``smtp_frame(prepared)`` goes one step further, once per copy: the whole MIME
-message as bytes, both parts quoted-printable encoded around the placeholders, so each
-recipient costs a few short encodings and a join (``Frame.message``) instead of Python's
-MIME generator (measured: ~1.2 ms of CPU a message, most of a batch).
+Over SMTP, ``smtp_frames`` goes one step further, once per copy: the whole MIME message
+as bytes around the same placeholders.
 
 Plain Python: no Celery, no request. Settings are read when called, never at import.
 """
@@ -22,16 +20,13 @@ Plain Python: no Celery, no request. Settings are read when called, never at imp
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import hmac
 import re
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from email.header import Header
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr
 from typing import Any
 
 import css_inline
@@ -41,7 +36,6 @@ import markdown
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import sanitize_address
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import dateformat, timezone
@@ -62,7 +56,6 @@ PLACEHOLDERS = (FIRST_NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, CONSENTED_ON)
 TRACKING_URL = "%%TRACKING_URL%%"
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in (*PLACEHOLDERS, TRACKING_URL)))
 _HTML_SPECIAL = re.compile("[&<>\"']")  # what django.utils.html.escape changes
-_PLACEHOLDER_SPLIT = re.compile(f"({_PLACEHOLDER_RE.pattern})")
 # What marketers write in a subject, preheader or body for the recipient's first name.
 _FIRST_NAME_TAG = re.compile(r"\{\{\s*first_name\s*\}\}")
 
@@ -245,144 +238,6 @@ def build_message(
     )
     message.attach_alternative(_fill(prepared.html, html_values), "text/html")
     return message
-
-
-# --- SMTP: the MIME frame, built once per copy ---------------------------------------------
-
-# An address that goes into To and RCPT TO as it is; anything else takes build_message.
-_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
-_CRLF = "\r\n"
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A copy of the campaign as the bytes of a multipart/alternative message.
-
-    Each part is stored as its quoted-printable literals, each ending in a soft line break,
-    with the placeholders between them. A recipient's value is encoded on its own line(s)
-    and ends in a soft break too, so whatever its length the encoding stays valid (RFC
-    2045: lines of at most 76 characters) and decodes to the filled-in text exactly.
-    """
-
-    prepared: PreparedCampaign
-    sender: str  # the envelope sender: the address of DEFAULT_FROM_EMAIL
-    head: bytes  # the headers every recipient gets
-    text: tuple[list[bytes], list[str]]  # literals, and the placeholder after each but the last
-    html: tuple[list[bytes], list[str]]
-    boundary: bytes
-    _subjects: dict[str, bytes] = field(default_factory=dict)
-
-    def message(
-        self, recipient: Recipient, *, link_maker: LinkMaker, message_id: str, date: str
-    ) -> bytes | None:
-        """This recipient's message, or None when their address needs Python's MIME builder."""
-        if not _PLAIN_ADDRESS.match(recipient.email):
-            return None
-        html_values, text_values = recipient_values(self.prepared, recipient, link_maker=link_maker)
-        head = (
-            self._subject(text_values[FIRST_NAME])
-            + _header("To", recipient.email)
-            + _header("Date", date)
-            + _header("Message-ID", message_id)
-            + _header("List-Unsubscribe", _list_unsubscribe(text_values[UNSUBSCRIBE_URL]), fold=", ")
-        )
-        boundary = self.boundary
-        return b"".join(
-            (
-                head.encode("ascii"),
-                self.head,
-                b"--" + boundary + b"\r\n" + _part_head("plain"),
-                _join(self.text, text_values),
-                b"\r\n--" + boundary + b"\r\n" + _part_head("html"),
-                _join(self.html, html_values),
-                b"\r\n--" + boundary + b"--\r\n",
-            )
-        )
-
-    def _subject(self, first_name: str) -> str:
-        found = self._subjects.get(first_name)
-        if found is None:
-            subject = _one_line(self.prepared.subject.replace(FIRST_NAME, first_name))
-            found = _header("Subject", subject).encode("ascii")
-            if len(self._subjects) < 10_000:  # names repeat; memory stays bounded
-                self._subjects[first_name] = found
-        return found.decode("ascii")
-
-
-def smtp_frame(prepared: PreparedCampaign) -> Frame:
-    """``prepared`` (plain or tracked copy) as a ``Frame``: once per campaign copy."""
-    boundary = "=_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable text
-    sender = sanitize_address(settings.DEFAULT_FROM_EMAIL, settings.DEFAULT_CHARSET)
-    head = (
-        _header("From", sender, encoded=True)
-        + _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-        + _header("List-Id", list_id(prepared), encoded=True)
-        + _header("X-Campaign-Id", str(prepared.campaign_id))
-        + "MIME-Version: 1.0\r\n"
-        + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
-    )
-    return Frame(
-        prepared=prepared,
-        sender=parseaddr(sender)[1],
-        head=head.encode("ascii"),
-        text=_encoded_pieces(prepared.text),
-        html=_encoded_pieces(prepared.html),
-        boundary=boundary.encode("ascii"),
-    )
-
-
-def _encoded_pieces(template: str) -> tuple[list[bytes], list[str]]:
-    pieces = _PLACEHOLDER_SPLIT.split(template.replace("\r\n", "\n").replace("\r", "\n"))
-    literals = [_qp(piece) for piece in pieces[::2]]
-    literals[-1] = literals[-1].removesuffix(b"=\r\n")
-    return literals, pieces[1::2]
-
-
-def _join(pieces: tuple[list[bytes], list[str]], values: dict[str, str]) -> bytes:
-    literals, names = pieces
-    encoded: dict[str, bytes] = {}
-    out = [literals[0]]
-    for name, literal in zip(names, literals[1:], strict=True):
-        value = encoded.get(name)
-        if value is None:
-            value = encoded[name] = _qp(values[name])
-        out += (value, literal)
-    return b"".join(out)
-
-
-def _qp(text: str) -> bytes:
-    """``text`` quoted-printable (CRLF line ends), ending in a soft line break."""
-    if text.isascii() and len(text) < 76 and text.isprintable() and "=" not in text and text[-1:] != " ":
-        return text.encode("ascii") + b"=\r\n"  # as is: nothing in it needs encoding
-    data = text.replace("\n", _CRLF).encode("utf-8")
-    encoded = binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    # The soft break added below takes one character of the last line: keep it within 76.
-    start = encoded.rfind(b"\n") + 1
-    if len(encoded) - start > 75:
-        cut = start
-        while cut + (3 if encoded[cut] == ord("=") else 1) - start <= 72:
-            cut += 3 if encoded[cut] == ord("=") else 1
-        encoded = encoded[:cut] + b"=\r\n" + encoded[cut:]
-    return encoded + b"=\r\n"
-
-
-def _part_head(subtype: str) -> bytes:
-    return (
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode("ascii")
-
-
-def _header(name: str, value: str, *, fold: str = "", encoded: bool = False) -> str:
-    """One header line (CRLF), RFC 2047-encoded unless it is plain printable ASCII or
-    ``encoded`` already (``formataddr``, ``sanitize_address``)."""
-    if value.isascii() and value.isprintable() and (encoded or "=?" not in value):
-        if fold and len(name) + len(value) > 76:
-            # RFC 5322 folding: a line break before the whitespace after each ``fold``.
-            value = value.replace(fold, fold.rstrip() + _CRLF + " ")
-        if all(len(line) <= 990 for line in value.split(_CRLF)):
-            return f"{name}: {value}{_CRLF}"
-    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=_CRLF)}{_CRLF}"
 
 
 def _list_unsubscribe(unsubscribe_url: str) -> str:

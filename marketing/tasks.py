@@ -25,13 +25,17 @@ from marketing.reports import rollup
     retry_backoff_max=60,
     max_retries=10,
 )
-def run_campaign(campaign_id: int) -> int:
-    outcome = dispatch.run(campaign_id=campaign_id)
+def run_campaign(campaign_id: int, after: int = 0) -> int:
+    """``after``: where the previous turn stopped claiming (``dispatch.run``); only a hint,
+    so every other caller leaves it out."""
+    outcome = dispatch.run(campaign_id=campaign_id, after=after)
     if outcome.more:
-        # To the back of the queue: what was queued meanwhile goes first.
-        run_campaign.delay(campaign_id)
+        # To the back of the queue: what was queued meanwhile goes first. On from where this
+        # turn stopped: from 0, a turn's first claim can pass every row sent (claim_batch).
+        run_campaign.delay(campaign_id, outcome.after)
     elif outcome.next_retry_in is not None:
         # Only retries are left: come back when the first is due, not at the next sweep.
+        # Nothing was due anywhere, so a hint would save nothing.
         run_campaign.apply_async((campaign_id,), countdown=outcome.next_retry_in)
     return outcome.sent
 

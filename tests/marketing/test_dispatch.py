@@ -201,3 +201,36 @@ def test_a_run_hands_its_worker_back_after_its_time_and_the_task_queues_it_again
     assert sorted(sent_to()) == sorted(s.email for s in audience.eligible)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT
+
+
+def test_the_next_turn_claims_on_from_the_last_one_and_a_stale_claim_behind_it_is_still_sent(
+    audience, campaign, mailoutbox, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    start_without_running(campaign, django_capture_on_commit_callbacks)
+    settings.DISPATCH_RUN_SECONDS = 0  # one batch of 2 a turn
+    deliveries = Delivery.objects.filter(campaign=campaign).order_by("id").select_related("subscriber")
+    ids = [d.id for d in deliveries]
+    email = {d.id: d.subscriber.email for d in deliveries}
+    # A worker died holding the first delivery, long enough ago for its lease to be over.
+    assert dispatch.claim_batch(campaign_id=campaign.pk, size=1) == ids[:1]
+    Delivery.objects.filter(id=ids[0]).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.DISPATCH_LEASE_SECONDS + 1)
+    )
+    # The second message of the first batch fails for now, and is due again at once.
+    ScriptedBackend.failures = [None, smtplib.SMTPServerDisconnected("connection lost")]
+    turns: list[tuple[int, ...]] = []
+    monkeypatch.setattr(tasks.run_campaign, "delay", lambda *args: turns.append(args))
+
+    tasks.run_campaign(campaign.pk)
+    assert (sent_to(), turns) == ([email[ids[1]]], [(campaign.pk, ids[2])])
+    # The next turn goes on past the hint before the retry and the stale claim behind it.
+    tasks.run_campaign(*turns.pop())
+    assert (sent_to()[1:], turns) == ([email[ids[3]], email[ids[4]]], [(campaign.pk, ids[4])])
+    # Nothing is due past the hint: the whole campaign is looked at.
+    tasks.run_campaign(*turns.pop())
+    assert (sorted(sent_to()[3:]), turns) == (sorted([email[ids[0]], email[ids[2]]]), [(campaign.pk, ids[2])])
+    tasks.run_campaign(*turns.pop())
+    assert turns == []
+    assert Counter(sent_to()) == Counter(s.email for s in audience.eligible)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent_count) == (Campaign.Status.SENT, 5)

@@ -12,7 +12,7 @@ from django.test.signals import template_rendered
 from django.urls import reverse
 from django.utils.html import escape
 
-from marketing import rendering
+from marketing import rendering, smtp_frames
 from marketing.models import Campaign, Layout
 from subscribers import links
 from subscribers.models import Purpose
@@ -342,7 +342,7 @@ def test_the_smtp_frame_gives_every_recipient_what_the_mime_builder_gives(campai
     campaign.body += "\n\nA line far longer than seventy-six characters, with = signs, Grüße and 😀 " * 3
     campaign.body += "\n\nEnds with spaces before the name:   {{ first_name }}   \n"
     prepared = rendering.prepare(campaign)
-    frame = rendering.smtp_frame(prepared)
+    frame = smtp_frames.smtp_frame(prepared)
     ada = recipient(name=name, email="ada.l+news@example.org")
     raw = frame.message(ada, link_maker=rendering.LinkMaker(), message_id="<1@example.com>", date="x")
     assert raw is not None
@@ -361,7 +361,7 @@ def test_the_tracked_copy_through_the_frame_carries_the_recipients_tracking_url(
     tracked = tracking.tracked_copy(rendering.prepare(campaign), campaign)
     base = f"{SITE}/t/some-token"
     ada = recipient(tracking_url=base)
-    raw = rendering.smtp_frame(tracked).message(
+    raw = smtp_frames.smtp_frame(tracked).message(
         ada, link_maker=rendering.LinkMaker(), message_id="<1@example.com>", date="x"
     )
     assert raw is not None
@@ -372,7 +372,7 @@ def test_the_tracked_copy_through_the_frame_carries_the_recipients_tracking_url(
 
 
 def test_an_address_the_frame_cannot_write_as_is_goes_to_the_mime_builder(campaign):
-    frame = rendering.smtp_frame(rendering.prepare(campaign))
+    frame = smtp_frames.smtp_frame(rendering.prepare(campaign))
     for address in ("zoë@example.org", "a b@example.org", '"q"@example.org', "a@b@c"):
         assert (
             frame.message(
