@@ -49,7 +49,7 @@ def send_one_by_one(
     frames = [smtp_frames.smtp_frame(copy) for copy in copies] if fast else []
     link_maker = rendering.LinkMaker()
     date = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
-    domain = _sender_domain()
+    domain = rendering.sender_domain()
     try:
         connection.open()
         smtp = connection.connection if isinstance(connection, SMTPBackend) else None
@@ -170,7 +170,3 @@ def _provider_id(message: object) -> str:
     if status is not None and status.message_id:
         return str(status.message_id)
     return str(getattr(message, "extra_headers", {}).get("Message-ID", ""))
-
-
-def _sender_domain() -> str:
-    return settings.SENDER_EMAIL.rpartition("@")[2] or "localhost"

@@ -249,7 +249,7 @@ def list_id(prepared: PreparedCampaign) -> str:
     """RFC 2919 List-Id, one per purpose: ``Newsletter <newsletter.example.com>``."""
     # Staff name purposes; a newline there must not end the header (RFC 5322 header folding).
     name = _one_line(prepared.purpose_name)
-    list_address = f"{prepared.purpose_slug.lower()}.{_sender_domain()}"
+    list_address = f"{prepared.purpose_slug.lower()}.{sender_domain()}"
     # RFC 2919 wants the angle brackets even with no name; formataddr drops them then.
     return formataddr((name, list_address)) if name else f"<{list_address}>"
 
@@ -296,8 +296,9 @@ def _site_url(path: str) -> str:
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 
-def _sender_domain() -> str:
-    domain = settings.SENDER_EMAIL.rpartition("@")[2].strip().lower()
+def sender_domain() -> str:
+    """The sender's domain in ASCII, as List-Id and Message-ID want it (RFC 2919, 5322)."""
+    domain = settings.SENDER_EMAIL.rpartition("@")[2].strip().lower() or "localhost"
     try:
         return smtp_domain(domain)
     except idna.IDNAError:

@@ -63,6 +63,14 @@ def test_every_eligible_recipient_gets_it_once(audience, campaign, mailoutbox):
     assert len(mailoutbox) == 5
 
 
+def test_a_sender_with_an_international_domain_gets_ascii_message_ids(audience, campaign, settings):
+    settings.SENDER_EMAIL = "news@münchen.example"  # RFC 5322: a Message-ID is ASCII
+    services.campaign_send(campaign_id=campaign.pk, actor=None)
+    ids = list(Delivery.objects.filter(campaign=campaign).values_list("provider_message_id", flat=True))
+    assert len(ids) == 5
+    assert all(i.isascii() and i.endswith("@xn--mnchen-3ya.example>") for i in ids), ids
+
+
 def test_withdrawal_takes_effect_before_the_next_batch(
     audience, campaign, mailoutbox, django_capture_on_commit_callbacks
 ):
