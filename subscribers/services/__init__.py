@@ -15,6 +15,11 @@ from subscribers.services.consent import (
     subscriber_resume,
 )
 from subscribers.services.data_rights import ErasureError, subscriber_erase
+from subscribers.services.on_request import (
+    OnRequestError,
+    UnsubscribeOutcome,
+    subscriber_unsubscribe_on_request,
+)
 from subscribers.services.preferences import (
     PreferenceError,
     consent_opt_in,
@@ -43,9 +48,11 @@ __all__ = [
     "ConfirmationError",
     "ConsentChoice",
     "ErasureError",
+    "OnRequestError",
     "PreferenceError",
     "SignupOutcome",
     "SuppressionError",
+    "UnsubscribeOutcome",
     "address_hash",
     "address_suppress",
     "confirmation_mark_sent",
@@ -65,6 +72,7 @@ __all__ = [
     "subscriber_profile_update",
     "subscriber_resume",
     "subscriber_sign_up",
+    "subscriber_unsubscribe_on_request",
     "subscription_confirm",
     "suppression_lift",
     "unsubscribe_undo",
