@@ -102,6 +102,9 @@ class DataRightsAdminMixin:
             raise PermissionDenied
         subscriber = get_object_or_404(Subscriber, pk=pk)
         data = exports.subscriber_export(subscriber=subscriber)
+        services.subscriber_access_record(
+            subscriber=subscriber, staff_user=request.user, what="Downloaded the subscriber's data (JSON)."
+        )
         response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="subscriber-{subscriber.pk}-data.json"'
         return response

@@ -14,7 +14,7 @@ from subscribers.services.consent import (
     subscriber_pause,
     subscriber_resume,
 )
-from subscribers.services.data_rights import ErasureError, subscriber_erase
+from subscribers.services.data_rights import ErasureError, subscriber_access_record, subscriber_erase
 from subscribers.services.on_request import (
     OnRequestError,
     UnsubscribeOutcome,
@@ -67,6 +67,7 @@ __all__ = [
     "email_change_mark_sent",
     "email_change_request",
     "has_postal_address",
+    "subscriber_access_record",
     "subscriber_erase",
     "subscriber_pause",
     "subscriber_profile_update",
