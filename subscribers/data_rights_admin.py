@@ -154,7 +154,7 @@ class DataRightsAdminMixin:
             raise PermissionDenied
         subscriber = get_object_or_404(Subscriber, pk=pk)
         change_url = reverse("admin:subscribers_subscriber_change", args=[pk])
-        form = UnsubscribeForm(request.POST or None)
+        form = UnsubscribeForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 outcome = services.subscriber_unsubscribe_on_request(

@@ -169,11 +169,11 @@ def test_without_the_permission_it_is_403_and_nothing_changes(client, ada, seede
     assert not Suppression.objects.exists() and not LogEntry.objects.exists()
 
 
-@pytest.mark.parametrize("reference", ["", "   "])
-def test_an_empty_reference_is_a_form_error(client, ada, compliance, reference):
+@pytest.mark.parametrize("data", [{"request": "", "suppress": "on"}, {"request": "   "}, {}])
+def test_an_empty_reference_is_a_form_error(client, ada, compliance, data):
     events = ConsentEvent.objects.count()
     client.force_login(compliance)
-    response = client.post(urls(ada)["unsubscribe"], {"request": reference, "suppress": "on"})
+    response = client.post(urls(ada)["unsubscribe"], data)
     assert response.status_code == 200
     assert "Say how the request arrived (email, letter, phone) and its reference" in response.content.decode()
     assert (statuses(ada), ConsentEvent.objects.count()) == (OPEN, events)
