@@ -228,14 +228,16 @@ class SubscriberAdmin(DataRightsAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _proof(self, request: HttpRequest, pk: int) -> tuple[Subscriber, dict[str, Any]]:
+    def _proof(self, request: HttpRequest, pk: int, *, what: str) -> tuple[Subscriber, dict[str, Any]]:
         if not request.user.has_perm(PROOF_PERMISSION):
             raise PermissionDenied
         subscriber = get_object_or_404(Subscriber, pk=pk)
-        return subscriber, selectors.consent_proof(subscriber=subscriber)
+        proof = selectors.consent_proof(subscriber=subscriber)
+        services.subscriber_access_record(subscriber=subscriber, staff_user=request.user, what=what)
+        return subscriber, proof
 
     def proof_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        subscriber, proof = self._proof(request, pk)
+        subscriber, proof = self._proof(request, pk, what="Viewed the proof of consent.")
         context = {
             **self.admin_site.each_context(request),
             "title": f"Proof of consent: {subscriber}",
@@ -246,7 +248,7 @@ class SubscriberAdmin(DataRightsAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/subscribers/proof.html", context)
 
     def proof_json_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        subscriber, proof = self._proof(request, pk)
+        subscriber, proof = self._proof(request, pk, what="Downloaded the proof of consent (JSON).")
         response = JsonResponse(proof, json_dumps_params={"indent": 2, "ensure_ascii": False})
         response["Content-Disposition"] = f'attachment; filename="consent-proof-{subscriber.pk}.json"'
         return response

@@ -138,6 +138,13 @@ def active_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
     ).select_related("purpose", "consent_text")
 
 
+def open_consents(*, subscriber: Subscriber) -> QuerySet[ConsentState]:
+    """Consents a withdrawal of everything would close: active, or awaiting confirmation."""
+    return ConsentState.objects.filter(
+        subscriber=subscriber, status__in=(ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
+    ).select_related("purpose")
+
+
 @dataclass(frozen=True)
 class ChannelPreference:
     """One switch of the preference centre: a purpose on one channel."""

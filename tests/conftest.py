@@ -154,6 +154,7 @@ def seeded(db: None) -> None:
     importlib.import_module("subscribers.migrations.0006_suppression_lift").forward(apps, None)
     importlib.import_module("subscribers.migrations.0007_erasure_permission").forward(apps, None)
     importlib.import_module("subscribers.migrations.0011_email_tracking_purpose").forward(apps, None)
+    importlib.import_module("subscribers.migrations.0016_unsubscribe_permission").forward(apps, None)
     importlib.import_module("marketing.migrations.0006_reports").forward(apps, None)
 
 

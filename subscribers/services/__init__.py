@@ -14,7 +14,12 @@ from subscribers.services.consent import (
     subscriber_pause,
     subscriber_resume,
 )
-from subscribers.services.data_rights import ErasureError, subscriber_erase
+from subscribers.services.data_rights import ErasureError, subscriber_access_record, subscriber_erase
+from subscribers.services.on_request import (
+    OnRequestError,
+    UnsubscribeOutcome,
+    subscriber_unsubscribe_on_request,
+)
 from subscribers.services.preferences import (
     PreferenceError,
     consent_opt_in,
@@ -43,9 +48,11 @@ __all__ = [
     "ConfirmationError",
     "ConsentChoice",
     "ErasureError",
+    "OnRequestError",
     "PreferenceError",
     "SignupOutcome",
     "SuppressionError",
+    "UnsubscribeOutcome",
     "address_hash",
     "address_suppress",
     "confirmation_mark_sent",
@@ -60,11 +67,13 @@ __all__ = [
     "email_change_mark_sent",
     "email_change_request",
     "has_postal_address",
+    "subscriber_access_record",
     "subscriber_erase",
     "subscriber_pause",
     "subscriber_profile_update",
     "subscriber_resume",
     "subscriber_sign_up",
+    "subscriber_unsubscribe_on_request",
     "subscription_confirm",
     "suppression_lift",
     "unsubscribe_undo",

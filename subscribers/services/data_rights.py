@@ -1,4 +1,5 @@
 """Erasure on request (GDPR Art. 17): the person's data goes, the proof of what happened stays.
+And the audit of staff being shown a subscriber's personal data (``subscriber_access_record``).
 
 What stays is pseudonymous: the subscriber row (an id, the language, when it was created),
 its consent states and its hash chain of ledger events, which name purposes, text
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -95,6 +97,24 @@ def subscriber_erase(*, subscriber: Subscriber, evidence: Evidence) -> ConsentEv
     ).update(object_repr=str(subscriber))
     logger.info("subscriber %s erased", subscriber.pk)
     return event
+
+
+@transaction.atomic
+def subscriber_access_record(*, subscriber: Subscriber, staff_user: Any, what: str) -> LogEntry:
+    """Note in the admin log that ``staff_user`` was shown ``subscriber``'s personal data
+    (``what``: "Downloaded the proof of consent (JSON)."), as campaign exports are noted.
+
+    GDPR Art. 5(2) and 32: who had the personal data and when must be demonstrable. The
+    admin log has no "viewed" flag; CHANGE with the message is what its history page shows.
+    """
+    return LogEntry.objects.create(
+        user_id=staff_user.pk,
+        content_type=ContentType.objects.get_for_model(Subscriber),
+        object_id=str(subscriber.pk),
+        object_repr=str(subscriber)[:200],
+        action_flag=CHANGE,
+        change_message=what,
+    )
 
 
 def _suppress(email_hash: str, now: datetime) -> None:

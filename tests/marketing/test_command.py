@@ -90,13 +90,13 @@ def test_send_reaches_exactly_the_eligible_and_is_audited(draft, audience, marke
     assert "Sent:       5" in status and "Queued:     0" in status
 
 
-def test_send_at_schedules_it(draft):
+def test_send_at_schedules_it(draft, marketer):
     at = (timezone.now() + timedelta(days=2)).replace(microsecond=0)
-    out = campaign("send", draft.pk, "--at", at.isoformat())
+    out = campaign("send", draft.pk, "--at", at.isoformat(), "--user", "mia")
     assert "scheduled for" in out
     draft.refresh_from_db()
     assert (draft.status, draft.scheduled_at) == (Campaign.Status.SCHEDULED, at)
-    assert trail(draft)[-1] == ("schedule", "system")
+    assert trail(draft)[-1] == ("schedule", "mia")
 
 
 def test_status_before_sending_shows_the_breakdown(draft, audience):
@@ -113,23 +113,23 @@ def test_pause_resume_cancel(sending, marketer):
     sending.refresh_from_db()
     assert (sending.status, sending.paused_reason) == (Campaign.Status.PAUSED, "Wrong link")
     assert "(Wrong link)" in campaign("status", sending.pk)
-    assert "resumed" in campaign("resume", sending.pk)
-    assert "5 queued messages will not be sent" in campaign("cancel", sending.pk)
-    assert trail(sending)[-3:] == [("pause", "mia"), ("resume", "system"), ("cancel", "system")]
+    assert "resumed" in campaign("resume", sending.pk, "--user", "mia")
+    assert "5 queued messages will not be sent" in campaign("cancel", sending.pk, "--user", "mia")
+    assert trail(sending)[-3:] == [("pause", "mia"), ("resume", "mia"), ("cancel", "mia")]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("status", 999999), "No campaign with id 999999"),
-        (("pause", "{id}"), "Only a sending campaign can be paused."),
-        (("resume", "{id}"), "Only a paused campaign can be resumed."),
-        (("send", "{id}", "--at", "tomorrow"), "is not an ISO 8601 date and time"),
-        (("send", "{id}", "--at", "2000-01-01T00:00"), "--at is in the past"),
+        (("pause", "{id}", "--user", "mia"), "Only a sending campaign can be paused."),
+        (("resume", "{id}", "--user", "mia"), "Only a paused campaign can be resumed."),
+        (("send", "{id}", "--at", "tomorrow", "--user", "mia"), "is not an ISO 8601 date and time"),
+        (("send", "{id}", "--at", "2000-01-01T00:00", "--user", "mia"), "--at is in the past"),
         (("send", "{id}", "--user", "ghost"), "No user 'ghost'."),
     ],
 )
-def test_errors_are_readable_command_errors(draft, args, message):
+def test_errors_are_readable_command_errors(draft, marketer, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         campaign(*[str(a).format(id=draft.pk) for a in args])
     draft.refresh_from_db()
@@ -137,12 +137,43 @@ def test_errors_are_readable_command_errors(draft, args, message):
     assert trail(draft) == [("create", "system")]
 
 
-def test_a_sent_campaign_cannot_be_sent_again(sending):
+def test_a_sent_campaign_cannot_be_sent_again(sending, marketer):
     with pytest.raises(CommandError, match=r"\(sending\): A sending campaign cannot be started."):
-        campaign("send", sending.pk)
+        campaign("send", sending.pk, "--user", "mia")
     assert Delivery.objects.filter(campaign=sending).count() == 5
 
 
 def test_an_unknown_command_is_refused():
     with pytest.raises(CommandError):
         campaign("explode", 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "does"),
+    [
+        (("test", "{id}", "boss@example.com"), "sends mail"),
+        (("send", "{id}"), "starts or schedules sending"),
+        (("send", "{id}", "--at", "2030-01-31T09:00"), "starts or schedules sending"),
+        (("pause", "{id}", "--reason", "Wrong link"), "pauses the campaign"),
+        (("resume", "{id}"), "resumes sending"),
+        (("cancel", "{id}"), "cancels the campaign"),
+    ],
+)
+def test_acting_without_user_is_refused_and_changes_nothing(sending, args, does, mailoutbox):
+    """Without --user the trail would say "system", as if the scheduler had acted."""
+    before = trail(sending)
+    mailoutbox.clear()
+    with pytest.raises(CommandError) as refused:
+        campaign(*[str(a).format(id=sending.pk) for a in args])
+    assert str(refused.value) == (
+        f"`campaign {args[0]}` {does}: give --user USERNAME, the staff user the audit trail names "
+        '(without it the action would be recorded as "system").'
+    )
+    sending.refresh_from_db()
+    assert (sending.status, trail(sending), mailoutbox) == (Campaign.Status.SENDING, before, [])
+
+
+def test_reading_needs_no_user(sending):
+    assert str(sending.pk) in campaign("list")
+    assert "Hello" in campaign("preview", sending.pk)
+    assert "Status:     Sending" in campaign("status", sending.pk)

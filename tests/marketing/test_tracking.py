@@ -28,6 +28,7 @@ from subscribers import services as subscriber_services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, Purpose, Subscriber
 from tests.e2e.mailgun_server import serve
+from tests.factories import StaffFactory
 from tests.marketing.conftest import WEB, sign_up
 
 pytestmark = pytest.mark.django_db
@@ -529,6 +530,7 @@ def test_no_campaign_can_be_created_or_moved_onto_the_tracking_purpose(campaign,
 
 
 def test_one_made_before_the_rule_is_never_sent(consent_texts, tracking_purpose, mailoutbox):
+    StaffFactory(username="mia")
     sign_up("ada@example.org", consent_texts["newsletter"], consent_texts["email-tracking"])
     mailoutbox.clear()  # the confirmation
     legacy = Campaign.objects.create(name="Old", purpose=tracking_purpose, subject="s", body="b")
@@ -536,9 +538,9 @@ def test_one_made_before_the_rule_is_never_sent(consent_texts, tracking_purpose,
         services.campaign_send(campaign_id=legacy.pk, actor=None)
     refusal = r"Campaign \d+ \(draft\): “Help us improve our emails” is consent"
     with pytest.raises(CommandError, match=refusal):
-        call_command("campaign", "send", str(legacy.pk))
+        call_command("campaign", "send", str(legacy.pk), "--user", "mia")
     with pytest.raises(CommandError, match="no campaign can be sent for it"):
-        call_command("campaign", "test", str(legacy.pk), "me@example.com")
+        call_command("campaign", "test", str(legacy.pk), "me@example.com", "--user", "mia")
     with pytest.raises(services.CampaignPurposeError):
         services.campaign_schedule(campaign_id=legacy.pk, actor=None, at=timezone.now() + timedelta(days=1))
     assert (Delivery.objects.count(), len(mailoutbox)) == (0, 0)

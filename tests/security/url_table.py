@@ -168,7 +168,8 @@ TABLE: dict[str, Row] = {
     # Saving a text publishes a new version; no text is ever deleted.
     **model_admin("subscribers", "consenttext", lambda w: w.text.pk, view=(M,), add=(C, S), change=(C, S)),
     **model_admin("subscribers", "suppression", lambda w: w.suppression.pk, view=EVERY_STAFF),
-    # Personal-data views: proof of consent, the data download, erasure. Never Marketers.
+    # Personal-data views: proof of consent, the data download, erasure, unsubscribing on
+    # request. Never Marketers.
     "admin:subscribers_subscriber_proof": Row(
         lambda w, r: f"/admin/subscribers/subscriber/{w.ada.pk}/proof/", staff((C, S))
     ),
@@ -181,6 +182,12 @@ TABLE: dict[str, Row] = {
     # GET shows the form (a POST would erase: the permission is checked before the method).
     "admin:subscribers_subscriber_erase": Row(
         lambda w, r: f"/admin/subscribers/subscriber/{w.ada.pk}/erase/", staff((C, S))
+    ),
+    # An empty POST re-shows the form: the request reference is required.
+    "admin:subscribers_subscriber_unsubscribe": Row(
+        lambda w, r: f"/admin/subscribers/subscriber/{w.ada.pk}/unsubscribe/",
+        staff((C, S)),
+        post=staff((C, S)),
     ),
     "admin:subscribers_suppression_lift": Row(
         lambda w, r: f"/admin/subscribers/suppression/{w.suppression.pk}/lift/",

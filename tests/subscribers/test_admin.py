@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
@@ -83,6 +84,7 @@ def test_marketers_see_subscribers_read_only_without_evidence_or_proof(client, s
         ).status_code
         == 403
     )
+    assert not LogEntry.objects.exists()  # nothing was shown, so nothing to note
 
 
 def test_compliance_downloads_the_proof_of_consent(client, subscriber, compliance, consent_texts):
@@ -103,6 +105,26 @@ def test_compliance_downloads_the_proof_of_consent(client, subscriber, complianc
     ]
     assert proof["consent_texts"][0]["withdrawal"] == consent_texts["newsletter"].withdrawal
     assert proof["current"][0]["status"] == "active"
+
+
+def test_each_look_at_a_proof_is_in_the_admin_log(client, subscriber, compliance):
+    """Proofs hold IP addresses and user agents: who was shown whose, and when, is kept."""
+    client.force_login(compliance)
+    client.get(reverse("admin:subscribers_subscriber_proof", args=[subscriber.pk]))
+    client.get(reverse("admin:subscribers_subscriber_proof_json", args=[subscriber.pk]))
+    client.get(reverse("admin:subscribers_subscriber_proof_json", args=[subscriber.pk]))
+    entries = LogEntry.objects.order_by("pk")
+    assert [
+        (e.user_id, e.content_type.model, e.object_id, e.object_repr, e.action_flag, e.change_message)
+        for e in entries
+    ] == [
+        (compliance.pk, "subscriber", str(subscriber.pk), "ada@example.org", CHANGE, message)
+        for message in (
+            "Viewed the proof of consent.",
+            "Downloaded the proof of consent (JSON).",
+            "Downloaded the proof of consent (JSON).",
+        )
+    ]
 
 
 def test_editing_a_consent_text_in_the_admin_publishes_a_new_version(

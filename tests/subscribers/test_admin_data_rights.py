@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
@@ -86,6 +86,25 @@ def test_compliance_downloads_the_same_export_as_the_subscriber(client, ada, com
     assert (data["profile"]["email"], data["profile"]["name"]) == (EMAIL, NAME)
     assert data["events"][0]["ip_address"] == IP
     assert [d["campaign"] for d in data["deliveries"]] == ["March news", "April news"]
+
+
+def test_each_download_of_the_data_is_in_the_admin_log(client, ada, compliance, marketer):
+    client.force_login(marketer)
+    assert client.get(urls(ada.subscriber)["data"]).status_code == 403
+    client.force_login(compliance)
+    client.get(urls(ada.subscriber)["data"])
+    entry = LogEntry.objects.get()
+    assert (entry.user_id, entry.content_type.model, entry.object_id, entry.object_repr) == (
+        compliance.pk,
+        "subscriber",
+        str(ada.subscriber.pk),
+        EMAIL,
+    )
+    assert (entry.action_flag, entry.change_message) == (CHANGE, "Downloaded the subscriber's data (JSON).")
+    # An erasure renames the subscriber in the log: the address does not outlive it there.
+    client.post(urls(ada.subscriber)["erase"], {"request_reference": ""})
+    entry.refresh_from_db()
+    assert entry.object_repr == f"erased subscriber #{ada.subscriber.pk}"
 
 
 def test_compliance_erases_on_request_and_the_ledger_says_who(client, ada, compliance):

@@ -2,16 +2,17 @@
 
     manage.py campaign list
     manage.py campaign preview ID [--text]
-    manage.py campaign test ID EMAIL
-    manage.py campaign send ID [--at ISO-8601]
+    manage.py campaign test ID EMAIL --user USERNAME
+    manage.py campaign send ID [--at ISO-8601] --user USERNAME
     manage.py campaign status ID
-    manage.py campaign pause ID [--reason TEXT]
-    manage.py campaign resume ID
-    manage.py campaign cancel ID
+    manage.py campaign pause ID [--reason TEXT] --user USERNAME
+    manage.py campaign resume ID --user USERNAME
+    manage.py campaign cancel ID --user USERNAME
 
-Each calls the same services as the admin, so each is audited: as ``--user USERNAME``,
-or as "system" without it. A refused action or an unknown id exits non-zero with the
-reason.
+Each calls the same services as the admin, so each is audited as ``--user``. The
+actions that change a campaign or send mail require it: without it the audit trail
+would name "system", as if the scheduler had acted. A refused action or an unknown id
+exits non-zero with the reason.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ from marketing.models import Campaign
 from marketing.samples import campaign_progress, html_part, sample_message, sample_recipient, send_test
 from subscribers.selectors import audience_breakdown
 
+# What each action that needs a person does, for the error when --user is missing.
+ACTS = {
+    "test": "sends mail",
+    "send": "starts or schedules sending",
+    "pause": "pauses the campaign",
+    "resume": "resumes sending",
+    "cancel": "cancels the campaign",
+}
+
 
 class Command(BaseCommand):
     help = "List, preview, test, send, schedule, pause, resume or cancel campaigns."
@@ -42,7 +52,11 @@ class Command(BaseCommand):
             sub = commands.add_parser(name, help=help_text, description=help_text)
             if with_id:
                 sub.add_argument("campaign_id", type=int, metavar="ID")
-            sub.add_argument("--user", metavar="USERNAME", help="Record the action as this staff user.")
+            sub.add_argument(
+                "--user",
+                metavar="USERNAME",
+                help="Record the action as this staff user" + (" (required)." if name in ACTS else "."),
+            )
             return sub
 
         command("list", "List campaigns, newest first.", with_id=False)
@@ -62,6 +76,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["command"]
+        # Checked here rather than by argparse (required=True), so the error can say why.
+        if name in ACTS and not options.get("user"):
+            raise CommandError(
+                f"`campaign {name}` {ACTS[name]}: give --user USERNAME, the staff user the audit "
+                'trail names (without it the action would be recorded as "system").'
+            )
         actor = self._actor(options.get("user"))
         if name == "list":
             self._list()
