@@ -17,6 +17,7 @@ from subscribers.services.consent import (
 from subscribers.services.data_rights import ErasureError, subscriber_erase
 from subscribers.services.preferences import (
     PreferenceError,
+    UndoOutcome,
     consent_opt_in,
     email_change_confirm,
     email_change_mark_sent,
@@ -46,6 +47,7 @@ __all__ = [
     "PreferenceError",
     "SignupOutcome",
     "SuppressionError",
+    "UndoOutcome",
     "address_hash",
     "address_suppress",
     "confirmation_mark_sent",
