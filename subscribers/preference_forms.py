@@ -143,6 +143,12 @@ class ResumeForm(forms.Form):
     action = "resume"
 
 
+class UnsubscribeAllForm(forms.Form):
+    """Every switch off at once: the one button, with nothing to fill in."""
+
+    action = "unsubscribe_all"
+
+
 class ProfileForm(forms.Form):
     """Name and postal address. Only what changes is recorded."""
 

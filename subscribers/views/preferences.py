@@ -25,7 +25,7 @@ from django_ratelimit.core import is_ratelimited
 from subscribers import links, selectors, services, tokens
 from subscribers.emails import contact_email
 from subscribers.ledger import Evidence
-from subscribers.models import ConsentEvent, EmailChangeRequest, Frequency, Subscriber
+from subscribers.models import ConsentEvent, ConsentState, EmailChangeRequest, Frequency, Subscriber
 from subscribers.preference_forms import (
     ConsentSwitchForm,
     EmailChangeForm,
@@ -33,6 +33,7 @@ from subscribers.preference_forms import (
     PauseForm,
     ProfileForm,
     ResumeForm,
+    UnsubscribeAllForm,
 )
 from subscribers.selectors import PurposePreferences
 from subscribers.views.common import bad_link, evidence_from, switch_name
@@ -42,6 +43,7 @@ from subscribers.views.common import bad_link, evidence_from, switch_name
 EMAIL_CHANGE_RATE = "5/h"
 
 Rows = list[PurposePreferences]
+_OPEN = (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
 Handler = Callable[[HttpRequest, Subscriber, str, Rows], HttpResponse]
 
 
@@ -102,6 +104,22 @@ def _frequency(request: HttpRequest, subscriber: Subscriber, token: str, rows: R
     )
     how = Frequency(frequency).label
     messages.success(request, _("%(purpose)s: %(how)s.") % {"purpose": form.purpose_obj.name, "how": how})
+    return _back(token)
+
+
+def _unsubscribe_all(request: HttpRequest, subscriber: Subscriber, token: str, rows: Rows) -> HttpResponse:
+    form = UnsubscribeAllForm(request.POST)
+    form.is_valid()
+    if services.consents_withdraw_all(subscriber=subscriber, evidence=_evidence(request, form)):
+        messages.success(
+            request,
+            _(
+                "You're unsubscribed from everything: we won't send you anything, by email or by "
+                "post. To get something again, switch it on below."
+            ),
+        )
+    else:
+        messages.info(request, _("Nothing was switched on: we send you nothing."))
     return _back(token)
 
 
@@ -185,6 +203,7 @@ def _email(request: HttpRequest, subscriber: Subscriber, token: str, rows: Rows)
 
 HANDLERS: dict[str, Handler] = {
     "consent": _consent,
+    "unsubscribe_all": _unsubscribe_all,
     "frequency": _frequency,
     "pause": _pause,
     "resume": _resume,
@@ -255,6 +274,10 @@ def _page(
         "subscriber": subscriber,
         "token": token,
         "sections": sections,
+        # Pending ones count: "Unsubscribe from everything" withdraws them too.
+        "anything_on": any(
+            c.state is not None and c.state.status in _OPEN for row in rows for c in row.channels
+        ),
         "paused": subscriber.paused_until is not None and subscriber.paused_until > timezone.now(),
         "pause_form": pick(PauseForm()),
         "profile_form": pick(ProfileForm(subscriber=subscriber)),
