@@ -38,7 +38,11 @@ def _helper(action: str, submit: str | StrPromise, *fields: Any, form_id: str) -
 
 
 class ConsentSwitchForm(forms.Form):
-    """Switch one purpose on one channel on (``enabled=1``) or off (``enabled=0``)."""
+    """Switch one purpose on one channel on (``enabled=1``) or off (``enabled=0``).
+
+    Switching on also sends ``consent_text``, the id of the text version the page showed:
+    that, not whatever is current when the click arrives, is what the person agrees to.
+    """
 
     action = "consent"
 
@@ -47,6 +51,8 @@ class ConsentSwitchForm(forms.Form):
     enabled = forms.TypedChoiceField(
         choices=[("1", _("On")), ("0", _("Off"))], coerce=lambda v: v == "1", empty_value=None
     )
+    # Not required: a missing one is answered like a changed one (the service compares).
+    consent_text = forms.IntegerField(required=False, error_messages={"invalid": UNKNOWN_CHOICE})
 
     def __init__(self, *args: Any, rows: list[PurposePreferences], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,6 +62,9 @@ class ConsentSwitchForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if not cleaned.get("enabled"):
+            # Withdrawing does not depend on what was shown: keep it out of the evidence.
+            cleaned.pop("consent_text", None)
         row = self.rows.get(cleaned.get("purpose", 0))
         channel = cleaned.get("channel")
         if row is None or channel is None or cleaned.get("enabled") is None:
@@ -132,6 +141,12 @@ class PauseForm(forms.Form):
 
 class ResumeForm(forms.Form):
     action = "resume"
+
+
+class UnsubscribeAllForm(forms.Form):
+    """Every switch off at once: the one button, with nothing to fill in."""
+
+    action = "unsubscribe_all"
 
 
 class ProfileForm(forms.Form):

@@ -22,6 +22,7 @@ from subscribers.services.on_request import (
 )
 from subscribers.services.preferences import (
     PreferenceError,
+    UndoOutcome,
     consent_opt_in,
     email_change_confirm,
     email_change_mark_sent,
@@ -52,6 +53,7 @@ __all__ = [
     "PreferenceError",
     "SignupOutcome",
     "SuppressionError",
+    "UndoOutcome",
     "UnsubscribeOutcome",
     "address_hash",
     "address_suppress",

@@ -54,6 +54,9 @@ def consent_withdraw(
 def consents_withdraw_all(*, subscriber: Subscriber, evidence: Evidence) -> list[ConsentEvent]:
     """ "Leave everything": withdraw every active consent, and every pending one so that it
     cannot become active after the person has left."""
+    # Locked first, as every consent change does: a switch-on racing this one either lands
+    # before it (and is withdrawn here) or after it (and is what the person chose last).
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
     open_states = ConsentState.objects.filter(
         subscriber=subscriber, status__in=(ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
     ).select_related("purpose")

@@ -40,9 +40,9 @@ MAX_UNDO_EVENTS = 20
 class PreferenceError(Exception):
     """A change that cannot be made; ``reason`` says why, for the page to explain.
 
-    Reasons: ``not_offered``, ``postal_address_needed``, ``invalid_address``,
-    ``same_address``, ``unknown``, ``expired``, ``already_confirmed``, ``cancelled``,
-    ``address_taken``.
+    Reasons: ``not_offered``, ``text_changed``, ``postal_address_needed``,
+    ``invalid_address``, ``same_address``, ``unknown``, ``expired``, ``already_confirmed``,
+    ``cancelled``, ``address_taken``.
     """
 
     def __init__(self, reason: str) -> None:
@@ -73,14 +73,24 @@ def _replace_submitted(evidence: Evidence, submitted: dict[str, Any]) -> Evidenc
 
 @transaction.atomic
 def consent_opt_in(
-    *, subscriber: Subscriber, purpose: Purpose, channel: Channel | str, evidence: Evidence
+    *,
+    subscriber: Subscriber,
+    purpose: Purpose,
+    channel: Channel | str,
+    consent_text_id: int | None,
+    evidence: Evidence,
 ) -> ConsentEvent | None:
     """Turn a consent on from a link we emailed to this subscriber; active at once.
 
+    ``consent_text_id`` is the text version the person was shown and is agreeing to. It
+    must still be the purpose's current text in the subscriber's language; if Compliance
+    has published another since (or the caller does not know which text was shown),
+    ``PreferenceError("text_changed")`` and nothing is recorded: the ledger must never say
+    someone agreed to wording they did not see (GDPR Art. 7(1)).
+
     Records ``requested`` and ``confirmed`` with this request's evidence, both pointing at
-    the purpose's current text in the subscriber's language. Returns the ``confirmed``
-    event, or None if the consent was already active. See README, "Decisions", for why a
-    click from a signed link needs no second email.
+    that text. Returns the ``confirmed`` event, or None if the consent was already active.
+    See README, "Decisions", for why a click from a signed link needs no second email.
     """
     channel = Channel(channel)
     subscriber = _locked(subscriber)
@@ -101,6 +111,8 @@ def consent_opt_in(
     )
     if offer is None:
         raise PreferenceError("not_offered")
+    if offer.text.pk != consent_text_id:
+        raise PreferenceError("text_changed")
     now = timezone.now()
     for kind in (ConsentEvent.Kind.REQUESTED, ConsentEvent.Kind.CONFIRMED):
         event = ledger.append(
@@ -130,16 +142,27 @@ def consent_opt_in(
     return event
 
 
+@dataclasses.dataclass(frozen=True)
+class UndoOutcome:
+    """What an undo did: consents active again, and those left off because the wording the
+    person agreed to has been replaced since (they must read the new one to opt back in)."""
+
+    restored: list[ConsentState]
+    reworded: list[ConsentState]
+
+
 @transaction.atomic
 def unsubscribe_undo(
     *, subscriber: Subscriber, withdrawal_ids: Iterable[int], evidence: Evidence
-) -> list[ConsentState]:
-    """Turn back on what one unsubscribe just turned off; returns the consents active again.
+) -> UndoOutcome:
+    """Turn back on what one unsubscribe just turned off.
 
     Only withdrawals of this subscriber made from an unsubscribe link in the last hour
     count, and only while nothing has changed since (the withdrawal is still the latest
     event of its consent). A consent that was only pending when withdrawn stays off: it was
-    never confirmed, so there is nothing to restore.
+    never confirmed, so there is nothing to restore. The undo page shows no wording, so a
+    consent comes back only under the text version the person had agreed to; if that
+    version has been superseded it stays off and is listed in ``reworded``.
     """
     subscriber = _locked(subscriber)
     ids = sorted(set(withdrawal_ids))[:MAX_UNDO_EVENTS]
@@ -151,10 +174,12 @@ def unsubscribe_undo(
         occurred_at__gt=timezone.now() - UNDO_WINDOW,
     ).select_related("purpose")
     restored = []
+    reworded = []
     for withdrawal in withdrawals.order_by("seq"):
         state = (
             ConsentState.objects.select_for_update()
             .filter(subscriber=subscriber, purpose=withdrawal.purpose, channel=withdrawal.channel)
+            .select_related("purpose")
             .first()
         )
         if state is None:
@@ -168,14 +193,17 @@ def unsubscribe_undo(
                     subscriber=subscriber,
                     purpose=withdrawal.purpose,
                     channel=withdrawal.channel,
+                    consent_text_id=state.consent_text_id,
                     evidence=evidence,
                 )
-            except PreferenceError:
-                continue  # no longer offered, or no address for post: stays off
+            except PreferenceError as exc:
+                if exc.reason == "text_changed":
+                    reworded.append(state)
+                continue  # otherwise no longer offered, or no address for post: stays off
             state.refresh_from_db()
         if already or undoable:
             restored.append(state)
-    return restored
+    return UndoOutcome(restored=restored, reworded=reworded)
 
 
 @transaction.atomic

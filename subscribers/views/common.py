@@ -1,16 +1,20 @@
-"""What every public view shares: evidence from a request, and the friendly bad-link page."""
+"""What every public view shares: evidence from a request, a switch's name, and the friendly
+bad-link page."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy
 
 from subscribers import links
 from subscribers.emails import contact_email
 from subscribers.http import client_ip, user_agent
 from subscribers.ledger import Evidence
 from subscribers.manage_forms import ManageLinkForm
-from subscribers.models import ConsentEvent
+from subscribers.models import Channel, ConsentEvent, Purpose
+
+CHANNEL_NAMES = {Channel.EMAIL: gettext_lazy("by email"), Channel.POSTAL: gettext_lazy("by post")}
 
 
 def evidence_from(request: HttpRequest, source: str, submitted: dict | None = None) -> Evidence:
@@ -32,3 +36,9 @@ def bad_link(request: HttpRequest) -> HttpResponse:
         {"reason": "manage_link_invalid", "contact_email": contact_email(), "manage_form": ManageLinkForm()},
         status=400,
     )
+
+
+def switch_name(purpose: Purpose, channel: Channel | str) -> str:
+    """A preference-centre switch in words: "Newsletter by email"."""
+    # Tracking is about the emails, not a way of getting them: no "by email".
+    return purpose.name if purpose.is_tracking else f"{purpose.name} {CHANNEL_NAMES[Channel(channel)]}"

@@ -5,8 +5,9 @@ The preference centre is in ``views/preferences.py``.
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from subscribers import links, selectors, services
 from subscribers.models import Channel, ConsentEvent, ConsentState, Purpose
-from subscribers.views.common import bad_link, evidence_from
+from subscribers.views.common import bad_link, evidence_from, switch_name
 
 UNSUBSCRIBE_REASON_MAX = 500
 MAX_UNDO_IDS = 20
@@ -54,18 +55,20 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             for v in request.POST.getlist("withdrawal")[:MAX_UNDO_IDS]
             if v.isascii() and v.isdigit() and len(v) < 19  # fits a 64-bit id
         ]
-        restored = services.unsubscribe_undo(
+        outcome = services.unsubscribe_undo(
             subscriber=subscriber,
             withdrawal_ids=ids,
             evidence=evidence_from(
                 request, ConsentEvent.Source.UNSUBSCRIBE_LINK, {"undo": True, "withdrawals": ids}
             ),
         )
+        if outcome.reworded:
+            return _read_the_new_wording(request, outcome, preferences_url)
         return render(
             request,
             "subscribers/resubscribed.html",
-            {"restored": restored, "preferences_url": preferences_url},
-            status=200 if restored else 400,
+            {"restored": outcome.restored, "preferences_url": preferences_url},
+            status=200 if outcome.restored else 400,
         )
     if request.method == "POST" and request.POST.get("confirm") == "1":
         # Free text kept in the evidence: PostgreSQL cannot store a NUL, so none is kept.
@@ -106,3 +109,25 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             "preferences_url": preferences_url,
         },
     )
+
+
+def _read_the_new_wording(
+    request: HttpRequest, outcome: services.UndoOutcome, preferences_url: str
+) -> HttpResponse:
+    """Some wording changed since the person agreed to it: this page shows none, so send them
+    to the preference centre, where the new wording is, to read it and switch back on there."""
+    for state in outcome.restored:
+        messages.success(
+            request, gettext("%(what)s is on again.") % {"what": switch_name(state.purpose, state.channel)}
+        )
+    purposes = list({s.purpose.pk: s.purpose for s in outcome.reworded}.values())
+    for purpose in purposes:
+        messages.info(
+            request,
+            gettext(
+                "The wording for %(purpose)s changed since you agreed to it, so we haven't switched "
+                "it back on. Please read it and switch it on again if you still want it."
+            )
+            % {"purpose": purpose.name},
+        )
+    return redirect(f"{preferences_url}#purpose-{purposes[0].pk}")

@@ -18,7 +18,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_ratelimit.core import is_ratelimited
@@ -26,7 +25,7 @@ from django_ratelimit.core import is_ratelimited
 from subscribers import links, selectors, services, tokens
 from subscribers.emails import contact_email
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConsentEvent, EmailChangeRequest, Frequency, Subscriber
+from subscribers.models import ConsentEvent, ConsentState, EmailChangeRequest, Frequency, Subscriber
 from subscribers.preference_forms import (
     ConsentSwitchForm,
     EmailChangeForm,
@@ -34,17 +33,17 @@ from subscribers.preference_forms import (
     PauseForm,
     ProfileForm,
     ResumeForm,
+    UnsubscribeAllForm,
 )
 from subscribers.selectors import PurposePreferences
-from subscribers.views.common import bad_link, evidence_from
+from subscribers.views.common import bad_link, evidence_from, switch_name
 
 # Each request mails an address the link holder typed: keep that from becoming a way to
 # flood someone else's inbox.
 EMAIL_CHANGE_RATE = "5/h"
 
-CHANNEL_NAMES = {Channel.EMAIL: gettext_lazy("by email"), Channel.POSTAL: gettext_lazy("by post")}
-
 Rows = list[PurposePreferences]
+_OPEN = (ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
 Handler = Callable[[HttpRequest, Subscriber, str, Rows], HttpResponse]
 
 
@@ -68,16 +67,21 @@ def _consent(request: HttpRequest, subscriber: Subscriber, token: str, rows: Row
     if not form.is_valid():
         return _page(request, subscriber, token, rows, bound=form)
     purpose, channel = form.purpose_obj, form.cleaned_data["channel"]
-    # Tracking is about the emails, not a way of getting them: no "by email".
-    what = purpose.name if purpose.is_tracking else f"{purpose.name} {CHANNEL_NAMES[Channel(channel)]}"
+    what = switch_name(purpose, channel)
     evidence = _evidence(request, form)
     if form.cleaned_data["enabled"]:
         try:
             services.consent_opt_in(
-                subscriber=subscriber, purpose=purpose, channel=channel, evidence=evidence
+                subscriber=subscriber,
+                purpose=purpose,
+                channel=channel,
+                consent_text_id=form.cleaned_data["consent_text"],
+                evidence=evidence,
             )
         except services.PreferenceError as exc:
-            form.add_error(None, _problem_text(exc.reason))
+            form.add_error(None, _problem_text(exc.reason, purpose=purpose.name))
+            # Read again: the wording shown must be the one now in force.
+            rows = selectors.preference_centre(subscriber=subscriber)
             return _page(request, subscriber, token, rows, bound=form)
         messages.success(request, _("%(what)s is on.") % {"what": what})
     else:
@@ -100,6 +104,22 @@ def _frequency(request: HttpRequest, subscriber: Subscriber, token: str, rows: R
     )
     how = Frequency(frequency).label
     messages.success(request, _("%(purpose)s: %(how)s.") % {"purpose": form.purpose_obj.name, "how": how})
+    return _back(token)
+
+
+def _unsubscribe_all(request: HttpRequest, subscriber: Subscriber, token: str, rows: Rows) -> HttpResponse:
+    form = UnsubscribeAllForm(request.POST)
+    form.is_valid()
+    if services.consents_withdraw_all(subscriber=subscriber, evidence=_evidence(request, form)):
+        messages.success(
+            request,
+            _(
+                "You're unsubscribed from everything: we won't send you anything, by email or by "
+                "post. To get something again, switch it on below."
+            ),
+        )
+    else:
+        messages.info(request, _("Nothing was switched on: we send you nothing."))
     return _back(token)
 
 
@@ -183,6 +203,7 @@ def _email(request: HttpRequest, subscriber: Subscriber, token: str, rows: Rows)
 
 HANDLERS: dict[str, Handler] = {
     "consent": _consent,
+    "unsubscribe_all": _unsubscribe_all,
     "frequency": _frequency,
     "pause": _pause,
     "resume": _resume,
@@ -253,6 +274,10 @@ def _page(
         "subscriber": subscriber,
         "token": token,
         "sections": sections,
+        # Pending ones count: "Unsubscribe from everything" withdraws them too.
+        "anything_on": any(
+            c.state is not None and c.state.status in _OPEN for row in rows for c in row.channels
+        ),
         "paused": subscriber.paused_until is not None and subscriber.paused_until > timezone.now(),
         "pause_form": pick(PauseForm()),
         "profile_form": pick(ProfileForm(subscriber=subscriber)),
@@ -297,7 +322,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _problem_text(reason: str) -> str:
+def _problem_text(reason: str, *, purpose: str = "") -> str:
+    if reason == "text_changed":
+        return _(
+            "The wording for %(purpose)s changed since you opened this page. Please read it again "
+            "and switch it on if you still want it."
+        ) % {"purpose": purpose}
     return {
         "postal_address_needed": _(
             "Mail by post needs your full postal address. Add it under “Your name and address” below, "

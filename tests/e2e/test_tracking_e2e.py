@@ -52,7 +52,11 @@ def agree_to_tracking(consent_texts, subscribers: list[Subscriber]) -> None:
     purpose = consent_texts["email-tracking"].purpose
     for subscriber in subscribers:
         services.consent_opt_in(
-            subscriber=subscriber, purpose=purpose, channel=Channel.EMAIL, evidence=helpers.PREFERENCES
+            subscriber=subscriber,
+            purpose=purpose,
+            channel=Channel.EMAIL,
+            consent_text_id=consent_texts["email-tracking"].pk,
+            evidence=helpers.PREFERENCES,
         )
 
 

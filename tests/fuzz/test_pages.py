@@ -17,11 +17,23 @@ from tests.marketing.conftest import WEB, sign_up
 
 pytestmark = pytest.mark.django_db
 
-ACTIONS = ["consent", "frequency", "pause", "resume", "profile", "email", "", "nope", "\x00"]
+ACTIONS = [
+    "consent",
+    "unsubscribe_all",
+    "frequency",
+    "pause",
+    "resume",
+    "profile",
+    "email",
+    "",
+    "nope",
+    "\x00",
+]
 FIELDS = [
     "purpose",
     "channel",
     "enabled",
+    "consent_text",
     "frequency",
     "months",
     "name",

@@ -359,7 +359,11 @@ def test_no_open_is_noted_without_consent_or_for_an_untracked_message(client, se
     assert client.get(open_url(cy)).content == views.PIXEL
     # Agreeing later does not make an untracked message trackable.
     subscriber_services.consent_opt_in(
-        subscriber=cy.subscriber, purpose=tracking_purpose, channel=Channel.EMAIL, evidence=WEB
+        subscriber=cy.subscriber,
+        purpose=tracking_purpose,
+        channel=Channel.EMAIL,
+        consent_text_id=tracking_purpose.texts.get().pk,
+        evidence=WEB,
     )
     client.get(open_url(cy))
     # Withdrawn since sending: nothing is noted any more.

@@ -151,7 +151,13 @@ def test_the_address_is_suppressed_and_the_sending_selector_leaves_it_out(ada, c
     # Someone puts the address back without double opt-in (a link click turns a consent on
     # at once): still never mailed, the suppression holds.
     again = sign_up(consent_texts, confirm=False)
-    services.consent_opt_in(subscriber=again, purpose=newsletter, channel=Channel.EMAIL, evidence=web())
+    services.consent_opt_in(
+        subscriber=again,
+        purpose=newsletter,
+        channel=Channel.EMAIL,
+        consent_text_id=consent_texts["newsletter"].pk,
+        evidence=web(),
+    )
     assert ConsentState.objects.get(subscriber=again, purpose=newsletter, channel="email").status == "active"
     assert again.email_hash == address_hash
     assert again.pk not in sendable_ids(newsletter.pk)

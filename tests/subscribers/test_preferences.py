@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from subscribers import ledger, links, selectors, services
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConsentEvent, ConsentState, Purpose, Subscriber
+from subscribers.models import Channel, ConsentEvent, ConsentState, ConsentText, Purpose, Subscriber
 from tests.factories import publish_text
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +50,25 @@ def prefs_url(subscriber: Subscriber) -> str:
 
 def post(client: Client, subscriber: Subscriber, **data):
     return client.post(prefs_url(subscriber), data, HTTP_USER_AGENT=UA, REMOTE_ADDR=IP)
+
+
+def shown_text(subscriber: Subscriber, purpose: Purpose) -> ConsentText:
+    """The wording the page shows for ``purpose``: its latest version in the subscriber's language."""
+    return purpose.texts.filter(language=subscriber.language).latest("version")
+
+
+def switch_on(client: Client, subscriber: Subscriber, purpose: Purpose, channel: str = Channel.EMAIL):
+    """Press a switch that is off, as the page sends it: with the text version it shows."""
+    text = shown_text(subscriber, purpose)
+    return post(
+        client,
+        subscriber,
+        action="consent",
+        purpose=purpose.pk,
+        channel=channel,
+        enabled="1",
+        consent_text=text.pk,
+    )
 
 
 def events(subscriber: Subscriber, *kinds: str) -> list[ConsentEvent]:
@@ -206,7 +225,7 @@ def test_switching_back_on_records_requested_and_confirmed_and_keeps_the_frequen
     post(client, ada, action="consent", purpose=newsletter.pk, channel="email", enabled="0")
     # The wording changed since Ada first agreed: switching on agrees to the current version.
     current_text = publish_text(newsletter, statement="Yes, send me the newsletter, version 2")
-    response = post(client, ada, action="consent", purpose=newsletter.pk, channel="email", enabled="1")
+    response = switch_on(client, ada, newsletter)
     assert response.status_code == 302
     requested, confirmed = events(ada)[-2:]
     for event, kind in ((requested, "requested"), (confirmed, "confirmed")):
@@ -223,6 +242,7 @@ def test_switching_back_on_records_requested_and_confirmed_and_keeps_the_frequen
             "purpose": newsletter.pk,
             "channel": "email",
             "enabled": True,
+            "consent_text": current_text.pk,
         }
         assert (event.evidence.ip_address, event.evidence.user_agent) == (IP, UA)
     assert requested.occurred_at == confirmed.occurred_at
@@ -244,7 +264,7 @@ def test_an_old_agreement_shows_the_current_wording_and_its_version(client, ada,
 
 
 def test_switching_on_something_new_is_active_at_once(client, ada, promotions, consent_texts):
-    post(client, ada, action="consent", purpose=promotions.pk, channel="email", enabled="1")
+    switch_on(client, ada, promotions)
     created = state(ada, promotions)
     assert (created.status, created.frequency, created.consent_text) == (
         "active",
@@ -260,7 +280,7 @@ def test_switching_on_something_new_is_active_at_once(client, ada, promotions, c
 
 def test_switching_on_what_is_on_changes_nothing(client, ada, newsletter):
     before = ConsentEvent.objects.filter(subscriber=ada).count()
-    post(client, ada, action="consent", purpose=newsletter.pk, channel="email", enabled="1")
+    switch_on(client, ada, newsletter)
     assert_unchanged(ada, before)
 
 
@@ -272,7 +292,7 @@ def test_switching_on_a_consent_awaiting_confirmation_confirms_it(client, ada, p
     )
     html = client.get(prefs_url(ada)).content.decode()
     assert "waiting for you to confirm by email" in html
-    post(client, ada, action="consent", purpose=promotions.pk, channel="email", enabled="1")
+    switch_on(client, ada, promotions)
     assert state(ada, promotions).status == "active"
     # The emailed link, clicked later, finds nothing left to confirm.
     assert outcome.request is not None
@@ -285,14 +305,14 @@ def test_switching_on_a_consent_awaiting_confirmation_confirms_it(client, ada, p
 
 def test_mail_by_post_needs_an_address_on_file(client, ada, newsletter):
     before = ConsentEvent.objects.filter(subscriber=ada).count()
-    response = post(client, ada, action="consent", purpose=newsletter.pk, channel="postal", enabled="1")
+    response = switch_on(client, ada, newsletter, "postal")
     assert response.status_code == 400
     assert "Mail by post needs your full postal address." in response.content.decode()
     assert not ConsentState.objects.filter(subscriber=ada, channel="postal").exists()
     assert_unchanged(ada, before)
 
     post(client, ada, action="profile", name="Ada", **ADDRESS)
-    post(client, ada, action="consent", purpose=newsletter.pk, channel="postal", enabled="1")
+    switch_on(client, ada, newsletter, "postal")
     assert state(ada, newsletter, "postal").status == "active"
 
 
@@ -321,7 +341,7 @@ def test_bad_switches_get_a_clear_answer_and_change_nothing(client, ada, newslet
 def test_a_purpose_no_longer_offered_can_be_switched_off_but_not_on(client, ada, newsletter):
     Purpose.objects.filter(pk=newsletter.pk).update(is_active=False)
     before = ConsentEvent.objects.filter(subscriber=ada).count()
-    response = post(client, ada, action="consent", purpose=newsletter.pk, channel="postal", enabled="1")
+    response = switch_on(client, ada, newsletter, "postal")
     assert response.status_code == 400
     assert_unchanged(ada, before)
     post(client, ada, action="consent", purpose=newsletter.pk, channel="email", enabled="0")
@@ -486,7 +506,7 @@ def test_bad_profile_input_gets_a_field_error(client, ada, field, value):
 
 def test_the_address_stays_while_mail_by_post_is_on(client, ada, newsletter):
     post(client, ada, action="profile", name="Ada", **ADDRESS)
-    post(client, ada, action="consent", purpose=newsletter.pk, channel="postal", enabled="1")
+    switch_on(client, ada, newsletter, "postal")
     before = ConsentEvent.objects.filter(subscriber=ada).count()
     response = post(client, ada, action="profile", name="Ada", **{**ADDRESS, "city": ""})
     assert response.status_code == 400

@@ -13,7 +13,7 @@ from django.urls import reverse
 from subscribers import links, selectors, services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentState, Purpose, Subscriber
-from tests.subscribers.test_preferences import post, prefs_url
+from tests.subscribers.test_preferences import post, prefs_url, switch_on
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +126,7 @@ def test_the_preference_centre_switches_it_on_and_off(client, confirmed_subscrib
     assert switch is not None and 'aria-checked="false"' in switch.group(0)
     assert "Help us improve our emails: note opens and clicks" in html
 
-    response = post(client, ada, action="consent", purpose=tracking.pk, channel="email", enabled="1")
+    response = switch_on(client, ada, tracking)
     assert response.status_code == 302
     assert selectors.trackable_subscriber_ids(subscriber_ids=[ada.pk]) == {ada.pk}
     page = client.get(prefs_url(ada)).content.decode()
@@ -144,7 +144,7 @@ def test_the_preference_centre_switches_it_on_and_off(client, confirmed_subscrib
 
 def test_a_frequency_for_tracking_is_refused(client, confirmed_subscriber, tracking):
     ada = confirmed_subscriber
-    post(client, ada, action="consent", purpose=tracking.pk, channel="email", enabled="1")
+    switch_on(client, ada, tracking)
     response = post(client, ada, action="frequency", purpose=tracking.pk, frequency="weekly")
     assert response.status_code == 400
     assert ConsentState.objects.get(subscriber=ada, purpose=tracking).frequency == "every"
@@ -191,7 +191,13 @@ def test_tracking_consent_is_never_a_reason_to_send(consent_texts, tracking):
     sign_up("tracked@example.org", news, consent_texts["email-tracking"])
     before = mailable(news.purpose)
     breakdown = selectors.audience_breakdown(purpose_id=news.purpose.pk)
-    services.consent_opt_in(subscriber=reader, purpose=tracking, channel=Channel.EMAIL, evidence=WEB)
+    services.consent_opt_in(
+        subscriber=reader,
+        purpose=tracking,
+        channel=Channel.EMAIL,
+        consent_text_id=consent_texts["email-tracking"].pk,
+        evidence=WEB,
+    )
 
     after = mailable(news.purpose)
     assert after == before and len(after) == 2

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from subscribers import ledger, links, selectors, services
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConsentEvent, ConsentState, Purpose, Subscriber
+from subscribers.models import Channel, ConsentEvent, ConsentState, ConsentText, Purpose, Subscriber
 from subscribers.services import preferences as preference_services
+from tests.factories import publish_text
 
 pytestmark = pytest.mark.django_db
 
@@ -193,11 +194,17 @@ def test_undo_accepts_only_this_unsubscribes_withdrawals(client, ada, newsletter
     assert statuses(other.subscriber)[("newsletter", "email")] == "withdrawn"
 
 
-def test_a_later_choice_wins_over_undo(client, ada, newsletter):
+def test_a_later_choice_wins_over_undo(client, ada, newsletter, consent_texts):
     url = unsubscribe_url(ada, newsletter)
     ids = undo_ids(client.post(url, {"confirm": "1"}).content.decode())
     prefs = Evidence(source=ConsentEvent.Source.PREFERENCE_CENTRE)
-    services.consent_opt_in(subscriber=ada, purpose=newsletter, channel=Channel.EMAIL, evidence=prefs)
+    services.consent_opt_in(
+        subscriber=ada,
+        purpose=newsletter,
+        channel=Channel.EMAIL,
+        consent_text_id=consent_texts["newsletter"].pk,
+        evidence=prefs,
+    )
     services.consent_withdraw(subscriber=ada, purpose=newsletter, channel=Channel.EMAIL, evidence=prefs)
     assert undo(client, url, ids).status_code == 400
     assert statuses(ada)[("newsletter", "email")] == "withdrawn"
@@ -208,3 +215,77 @@ def test_one_click_unsubscribe_is_unchanged_by_undo(client, ada, newsletter):
     response = client.post(url, {"List-Unsubscribe": "One-Click", "undo": "1"})
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert statuses(ada)[("newsletter", "email")] == "withdrawn"
+
+
+# --- Undo shows no wording: it restores the version agreed to, or sends the person to read the new one
+
+
+def test_undo_restores_the_version_agreed_to(client, ada, newsletter, consent_texts):
+    url = unsubscribe_url(ada, newsletter)
+    ids = undo_ids(client.post(url, {"confirm": "1"}).content.decode())
+    # Only a draft in another language is new: English wording Ada agreed to is still current.
+    publish_text(newsletter, language="de", statement="Ja, schickt mir den Newsletter")
+    assert undo(client, url, ids).status_code == 200
+    agreed = consent_texts["newsletter"]
+    requested, confirmed = list(
+        ConsentEvent.objects.filter(subscriber=ada, purpose=newsletter).order_by("seq")
+    )[-2:]
+    assert [(e.kind, e.consent_text_id) for e in (requested, confirmed)] == [
+        ("requested", agreed.pk),
+        ("confirmed", agreed.pk),
+    ]
+    assert ConsentText.objects.get(pk=confirmed.consent_text_id).digest == ledger.text_digest(agreed)
+
+
+def test_undo_after_the_wording_changed_sends_the_person_to_read_it(client, ada, newsletter):
+    url = unsubscribe_url(ada, newsletter)
+    ids = undo_ids(client.post(url, {"confirm": "1"}).content.decode())
+    new = publish_text(newsletter, statement="Yes, send me the newsletter, now with partner offers")
+    count = ConsentEvent.objects.filter(subscriber=ada).count()
+
+    response = undo(client, url, ids)
+
+    # Nothing recorded: neither the old wording (no longer offered) nor the new (never shown).
+    assert ConsentEvent.objects.filter(subscriber=ada).count() == count
+    assert statuses(ada)[("newsletter", "email")] == "withdrawn"
+    prefs = reverse("subscribers:preferences", args=[selectors.preferences_token(ada)])
+    assert response.status_code == 302
+    assert response.url == f"{prefs}#purpose-{newsletter.pk}"
+    page = client.get(response.url)
+    html = unescape(page.content.decode())
+    assert [str(m) for m in page.context["messages"]] == [
+        "The wording for Newsletter changed since you agreed to it, so we haven't switched it back "
+        "on. Please read it and switch it on again if you still want it."
+    ]
+    assert f"Switching on means: “{new.statement}”" in html
+    assert re.search(rf'name="consent_text" value="{new.pk}"', html)
+    assert list(ledger.verify()) == []
+
+
+def test_undoing_everything_restores_what_kept_its_wording_and_sends_on_for_the_rest(
+    client, ada, newsletter, consent_texts
+):
+    url = unsubscribe_url(ada, newsletter)
+    ids = undo_ids(client.post(url, {"confirm": "1", "everything": "1"}).content.decode())
+    publish_text(newsletter, use="To send you the newsletter, and to count who reads it.")
+
+    response = undo(client, url, ids)
+
+    assert statuses(ada) == {
+        ("newsletter", "email"): "withdrawn",
+        ("newsletter", "postal"): "withdrawn",
+        ("promotions", "email"): "active",
+        ("product-information", "email"): "withdrawn",
+    }
+    (promotions_on,) = ConsentEvent.objects.filter(
+        subscriber=ada, kind="confirmed", source="unsubscribe_link"
+    )
+    assert promotions_on.consent_text_id == consent_texts["promotions"].pk
+    assert response.status_code == 302
+    messages = [str(m) for m in client.get(response.url).context["messages"]]
+    assert messages == [
+        "Promotions by email is on again.",
+        "The wording for Newsletter changed since you agreed to it, so we haven't switched it back "
+        "on. Please read it and switch it on again if you still want it.",
+    ]
+    assert list(ledger.verify()) == []
