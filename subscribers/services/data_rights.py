@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscribers import exports, ledger
@@ -41,8 +42,11 @@ class ErasureError(Exception):
 
 
 @transaction.atomic
-def subscriber_erase(*, subscriber: Subscriber, evidence: Evidence) -> ConsentEvent:
+def subscriber_erase(*, subscriber: Subscriber, evidence: Evidence, suppress: bool = True) -> ConsentEvent:
     """Erase ``subscriber``'s personal data and record it as a purpose-less ``erased`` event.
+
+    ``suppress=False`` keeps no hash of the address either: for an address that never
+    agreed to anything and was never mailed but for the request to confirm.
 
     ``evidence`` must carry no personal data of the subscriber (no IP, user agent or page
     URL): it is the one evidence record left intact. Staff erasures put who did it in
@@ -67,17 +71,15 @@ def subscriber_erase(*, subscriber: Subscriber, evidence: Evidence) -> ConsentEv
         evidence=evidence,
         occurred_at=now,
     )
-    # ledger.verify skips the digest of erased evidence; the events' own hashes are untouched.
-    ConsentEvidence.objects.filter(event__subscriber=subscriber).exclude(event=event).update(
-        ip_address=None, user_agent="", page_url="", submitted={}, salt="", erased_at=now
-    )
+    evidence_erase(ConsentEvidence.objects.filter(event__subscriber=subscriber).exclude(event=event), now)
     ConfirmationRequest.objects.filter(subscriber=subscriber).update(profile={})
     ConfirmationRequest.objects.filter(
         subscriber=subscriber, confirmed_at__isnull=True, expired_at__isnull=True
     ).update(expired_at=now)
     # Closed changes too: each one names an address the person used.
     EmailChangeRequest.objects.filter(subscriber=subscriber).delete()
-    _suppress(email_hash, now)
+    if suppress:
+        _suppress(email_hash, now)
     # Before the profile is blanked, so a hook can still find its rows by address or hash.
     for hook in exports.erasure_hooks():
         hook(subscriber)
@@ -114,6 +116,16 @@ def subscriber_access_record(*, subscriber: Subscriber, staff_user: Any, what: s
         object_repr=str(subscriber)[:200],
         action_flag=CHANGE,
         change_message=what,
+    )
+
+
+def evidence_erase(evidence: QuerySet[ConsentEvidence], now: datetime) -> None:
+    """Blank the personal data behind ledger events; the events and their chain stay intact.
+
+    ``ledger.verify`` skips the digest of erased evidence; the events' own hashes still hold.
+    """
+    evidence.filter(erased_at__isnull=True).update(
+        ip_address=None, user_agent="", page_url="", submitted={}, salt="", erased_at=now
     )
 
 

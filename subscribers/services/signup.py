@@ -28,12 +28,15 @@ from subscribers.models import (
     Channel,
     ConfirmationRequest,
     ConsentEvent,
+    ConsentEvidence,
     ConsentState,
     ConsentText,
+    EmailChangeRequest,
     Purpose,
     Subscriber,
     Suppression,
 )
+from subscribers.services import data_rights
 
 logger = logging.getLogger(__name__)
 
@@ -360,9 +363,37 @@ def _confirmation_expire(*, request_id: Any, now: datetime) -> int:
         state.status = ConsentState.Status.EXPIRED
         state.last_event = event
         state.save(update_fields=["status", "last_event"])
+    # The pages and the email promise it: an unconfirmed request is deleted. The ledger keeps
+    # that it was asked and expired; what the visitor typed and sent goes.
     request.expired_at = now
-    request.save(update_fields=["expired_at"])
+    request.profile = {}
+    request.save(update_fields=["expired_at", "profile"])
+    data_rights.evidence_erase(
+        ConsentEvidence.objects.filter(event__request=request, event__kind=ConsentEvent.Kind.REQUESTED), now
+    )
+    if _never_agreed(subscriber):
+        data_rights.subscriber_erase(
+            subscriber=subscriber,
+            evidence=Evidence(
+                source=ConsentEvent.Source.SYSTEM,
+                actor=ConsentEvent.Actor.SYSTEM,
+                submitted={"reason": "a signup never confirmed"},
+            ),
+            suppress=False,
+        )
     return 1
+
+
+def _never_agreed(subscriber: Subscriber) -> bool:
+    """Nothing but expired requests: an address someone typed and nobody ever confirmed."""
+    return (
+        subscriber.erased_at is None
+        and not ConsentState.objects.filter(subscriber=subscriber)
+        .exclude(status=ConsentState.Status.EXPIRED)
+        .exists()
+        and not ConfirmationRequest.objects.filter(subscriber=subscriber).open().exists()
+        and not EmailChangeRequest.objects.filter(subscriber=subscriber).open().exists()
+    )
 
 
 @transaction.atomic

@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from subscribers import ledger, selectors, services
 from subscribers.ledger import Evidence
-from subscribers.models import Channel, ConfirmationRequest, ConsentEvent, ConsentState, Subscriber
+from subscribers.models import (
+    Channel,
+    ConfirmationRequest,
+    ConsentEvent,
+    ConsentState,
+    Subscriber,
+    Suppression,
+)
 from tests.factories import publish_text
 
 pytestmark = pytest.mark.django_db
@@ -106,8 +113,74 @@ def test_expired_request_cannot_confirm_and_is_closed_in_the_ledger(consent_text
     assert err.value.reason == "expired"
     assert services.confirmations_expire(now=later) == 1
     assert services.confirmations_expire(now=later) == 0
-    assert kinds(outcome.subscriber) == [("requested", "newsletter"), ("expired", "newsletter")]
+    # The address never agreed to anything: it is forgotten, as the pages promise.
+    assert kinds(outcome.subscriber) == [
+        ("requested", "newsletter"),
+        ("expired", "newsletter"),
+        ("erased", None),
+    ]
     assert ConsentState.objects.get().status == ConsentState.Status.EXPIRED
+    assert list(ledger.verify()) == []
+
+
+def test_an_expired_request_is_deleted_and_an_address_that_never_agreed_is_forgotten(
+    consent_texts, settings, mailoutbox
+):
+    outcome = services.subscriber_sign_up(
+        email="ada@example.org",
+        name="Ada",
+        postal_address={"city": "London"},
+        choices=choose(consent_texts["newsletter"]),
+        evidence=SIGNUP,
+    )
+    later = timezone.now() + timedelta(days=settings.CONFIRMATION_EXPIRY_DAYS, minutes=1)
+    assert services.confirmations_expire(now=later) == 1
+    ada = Subscriber.objects.get(pk=outcome.subscriber.pk)
+    assert (ada.email, ada.email_hash, ada.erased_at is not None) == (None, "", True)
+    assert ConfirmationRequest.objects.get().profile == {}
+    requested = ConsentEvent.objects.get(kind="requested").evidence
+    assert (requested.ip_address, requested.user_agent, requested.page_url, requested.submitted) == (
+        None,
+        "",
+        "",
+        {},
+    )
+    # No hash kept either: nothing was ever sent but the request to confirm.
+    assert not Suppression.objects.exists()
+    assert list(ledger.verify()) == []
+    # The owner can still sign up and confirm later.
+    again = services.subscriber_sign_up(
+        email="ada@example.org", choices=choose(consent_texts["newsletter"]), evidence=SIGNUP
+    )
+    services.subscription_confirm(request_id=again.request.pk, evidence=CLICK)
+    assert again.subscriber.pk != ada.pk
+    assert selectors.has_active_consent(
+        subscriber_id=again.subscriber.pk, purpose_id=consent_texts["newsletter"].purpose_id
+    )
+
+
+def test_a_subscriber_keeps_what_they_agreed_to_when_a_later_request_expires(consent_texts, settings):
+    first = services.subscriber_sign_up(
+        email="ada@example.org", choices=choose(consent_texts["newsletter"]), evidence=SIGNUP
+    )
+    services.subscription_confirm(request_id=first.request.pk, evidence=CLICK)
+    second = services.subscriber_sign_up(
+        email="ada@example.org",
+        name="Someone Else",
+        choices=choose(consent_texts["promotions"]),
+        evidence=SIGNUP,
+    )
+    later = timezone.now() + timedelta(days=settings.CONFIRMATION_EXPIRY_DAYS, minutes=1)
+    assert services.confirmations_expire(now=later) == 1
+    ada = Subscriber.objects.get(pk=first.subscriber.pk)
+    assert ada.email == "ada@example.org" and ada.erased_at is None
+    statuses = dict(ConsentState.objects.values_list("purpose__slug", "status"))
+    assert statuses == {"newsletter": "active", "promotions": "expired"}
+    assert ConfirmationRequest.objects.get(pk=second.request.pk).profile == {}
+    kept = ConsentEvent.objects.get(kind="requested", purpose__slug="newsletter").evidence
+    gone = ConsentEvent.objects.get(kind="requested", purpose__slug="promotions").evidence
+    assert (kept.ip_address, kept.erased_at) == ("203.0.113.7", None)
+    assert (gone.ip_address, gone.submitted) == (None, {})
     assert list(ledger.verify()) == []
 
 
