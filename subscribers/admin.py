@@ -8,6 +8,7 @@ form publishes a new version through ``services.consent_text_publish``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -54,6 +55,17 @@ class PurposeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # purposes are referenced by the ledger forever; deactivate instead
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # People agreed under this name and description (shown with the text, outside its
+        # versioned digest) and proofs name the slug: once a text is published they stay.
+        # A different offer is a new purpose; this one can be deactivated.
+        if obj is not None and obj.texts.exists():
+            return ("name", "slug", "description")
+        return ()
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Sequence[str]]:
+        return {} if obj is not None and obj.texts.exists() else dict(self.prepopulated_fields)
 
     @admin.display(description="Current consent text")
     def current_text(self, obj: Purpose) -> str:

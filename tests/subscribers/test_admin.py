@@ -162,3 +162,53 @@ def test_nobody_deletes_a_consent_text_or_purpose(client, superuser, consent_tex
         == 403
     )
     assert ConsentText.objects.filter(pk=text.pk).exists()
+
+
+def test_a_purpose_people_agreed_to_keeps_its_name_and_description(client, superuser, consent_texts):
+    """Shown beside the text people agreed to but outside its versioned digest: fixed once published."""
+    client.force_login(superuser)
+    purpose = consent_texts["newsletter"].purpose
+    url = reverse("admin:subscribers_purpose_change", args=[purpose.pk])
+    form = {
+        "name": "Deals",
+        "slug": "deals",
+        "description": "Offers every day",
+        "kind": purpose.kind,
+        "offers_email": "on",
+        "position": 7,
+        "is_active": "on",
+        "created_at_0": "2026-01-01",
+        "created_at_1": "00:00:00",
+    }
+    response = client.post(url, form)
+    assert response.status_code == 302
+    purpose.refresh_from_db()
+    assert (purpose.name, purpose.slug, purpose.position) == ("Newsletter", "newsletter", 7)
+    assert purpose.description != "Offers every day"
+    page = client.get(url).content.decode()
+    assert 'name="name"' not in page and 'name="description"' not in page
+
+
+def test_a_purpose_without_a_published_text_can_still_be_named(client, superuser, seeded):
+    from subscribers.models import Purpose
+
+    client.force_login(superuser)
+    draft = Purpose.objects.create(slug="events", name="Events", description="Invitations")
+    url = reverse("admin:subscribers_purpose_change", args=[draft.pk])
+    response = client.post(
+        url,
+        {
+            "name": "Events and talks",
+            "slug": "events",
+            "description": "Invitations",
+            "kind": draft.kind,
+            "offers_email": "on",
+            "position": 0,
+            "is_active": "on",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.name == "Events and talks"
