@@ -10,6 +10,7 @@ reads four integers instead of counting millions of rows.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -31,6 +32,14 @@ class Layout(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The legal footer (why you get this, who we are, the unsubscribe link) is the law's,
+        # not the brand's: a layout may not restyle it, hidden or otherwise.
+        if "email-legal" in self.css:
+            raise ValidationError(
+                {"css": _("The legal footer (.email-legal) keeps its own style: remove the rules for it.")}
+            )
 
 
 class Campaign(models.Model):

@@ -404,3 +404,17 @@ def test_progress_json_is_plain_json(client, marketer, draft):
     response = client.get(reverse("admin:marketing_campaign_progress", args=[draft.pk]))
     assert response["Content-Type"] == "application/json"
     assert json.loads(response.content)["status"] == "draft"
+
+
+def test_a_layout_may_not_restyle_the_legal_footer(client, marketer):
+    from marketing.models import Layout
+
+    client.force_login(marketer)
+    form = {"name": "Brand", "header_html": "", "footer_html": "", "css": ".email-legal { display: none }"}
+    response = client.post(reverse("admin:marketing_layout_add"), form)
+    assert response.status_code == 200
+    assert "The legal footer (.email-legal) keeps its own style" in response.content.decode()
+    assert not Layout.objects.exists()
+    form["css"] = "h1 { color: #c00 }"
+    assert client.post(reverse("admin:marketing_layout_add"), form).status_code == 302
+    assert Layout.objects.get().css == "h1 { color: #c00 }"
