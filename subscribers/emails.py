@@ -131,7 +131,11 @@ def send_already_subscribed(*, subscriber_id: int) -> bool:
     message = build_email(
         "already_subscribed",
         to=subscriber.email,
-        context={"name": subscriber.name, "consents": selectors.active_consents(subscriber=subscriber)},
+        context={
+            "name": subscriber.name,
+            "consents": selectors.active_consents(subscriber=subscriber),
+            "preferences_url": preferences_link(subscriber),
+        },
     )
     message.send()
     logger.info("already-subscribed notice sent to subscriber %s", subscriber.pk)

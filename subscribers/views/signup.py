@@ -20,7 +20,7 @@ from django_ratelimit.decorators import ratelimit
 
 from subscribers import selectors, services, tokens
 from subscribers.emails import contact_email
-from subscribers.forms import SignupForm
+from subscribers.forms import ADDRESS_FIELDS, SignupForm
 from subscribers.http import embeddable
 from subscribers.models import ConfirmationRequest, ConsentEvent
 from subscribers.selectors import SignupOffer
@@ -130,7 +130,16 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem(request, "unknown")
     if not pending.is_open:
         return _link_problem(request, "already_confirmed" if pending.confirmed_at else "expired")
-    return render(request, "subscribers/confirm.html", {"items": _requested(request_id), "token": token})
+    # Confirming also saves what was typed at signup: the person sees it before the click.
+    typed = pending.profile
+    address = [typed[field] for field in ADDRESS_FIELDS if typed.get(field)]  # jsonb keeps no order
+    context = {
+        "items": _requested(request_id),
+        "token": token,
+        "name": typed.get("name", ""),
+        "address": address,
+    }
+    return render(request, "subscribers/confirm.html", context)
 
 
 def _requested(request_id: uuid.UUID) -> list[ConsentEvent]:

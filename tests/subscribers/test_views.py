@@ -375,3 +375,34 @@ def test_signing_up_again_in_another_case_continues_the_same_chain(client, conse
     assert [e.seq for e in ConsentEvent.objects.order_by("seq")] == [1, 2]
     assert subscriber.ledger_seq == 2
     assert list(ledger.verify()) == []
+
+
+def test_the_confirm_page_shows_the_details_confirming_will_save(client, consent_texts, mailoutbox):
+    text = consent_texts["newsletter"]
+    address = {
+        "address_line1": "12 Analytical Row",
+        "postal_code": "N1 7AA",
+        "city": "London",
+        "country": "UK",
+    }
+    client.post(
+        SIGNUP_URL,
+        {"email": "ada@example.org", "name": "Ada Lovelace", f"consent_{text.pk}_postal": "on", **address},
+    )
+    page = client.get(confirm_url_from(mailoutbox[0])).content.decode()
+    assert "Confirming also saves the details typed with the request" in page
+    assert "Ada Lovelace" in page
+    assert "12 Analytical Row, N1 7AA, London, UK" in page
+    confirmed = client.post(confirm_url_from(mailoutbox[0])).content.decode()
+    assert "use the preferences link in the email you just confirmed from" in confirmed
+
+
+def test_the_already_subscribed_email_links_to_the_preferences(client, consent_texts, mailoutbox):
+    client.post(SIGNUP_URL, form_data(consent_texts))
+    client.post(confirm_url_from(mailoutbox[0]))
+    mailoutbox.clear()
+    client.post(SIGNUP_URL, form_data(consent_texts), REMOTE_ADDR="203.0.113.99")
+    [notice] = mailoutbox
+    link = re.search(r"https?://\S+/preferences/\S+/", notice.body)
+    assert link, notice.body
+    assert client.get(link.group(0)).status_code == 200
