@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
 from marketing.models import Delivery, DeliveryEvent
 from subscribers.models import Subscriber
 
 
 def deliveries(subscriber: Subscriber) -> list[dict[str, Any]]:
-    rows = Delivery.objects.filter(subscriber=subscriber).select_related("campaign__purpose").order_by("pk")
+    """Each message, whether its opens and clicks were noted, and what we learnt of it since
+    (delivered, opened, clicked, bounced, complained, as the provider or our links told us)."""
+    events = Prefetch("events", queryset=DeliveryEvent.objects.order_by("occurred_at", "pk"))
+    rows = (
+        Delivery.objects.filter(subscriber=subscriber)
+        .select_related("campaign__purpose")
+        .prefetch_related(events)
+        .order_by("pk")
+    )
     return [
         {
             "campaign": d.campaign.name,
@@ -26,6 +34,11 @@ def deliveries(subscriber: Subscriber) -> list[dict[str, Any]]:
             "status": d.status,
             "sent_at": d.sent_at.isoformat() if d.sent_at else None,
             "provider_message_id": d.provider_message_id,
+            "opens_and_clicks_noted": d.tracked,
+            "events": [
+                {"event": e.event_type, "at": e.occurred_at.isoformat(), "detail": e.description}
+                for e in d.events.all()
+            ],
         }
         for d in rows
     ]

@@ -64,10 +64,19 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
         "profile": _profile(subscriber),
         "consents": _consents(subscriber),
         "events": _events(subscriber),
+        "suppression": _suppression(subscriber),
     }
     for name, fn in _sections.items():
         data[name] = fn(subscriber)
     return data
+
+
+def _suppression(subscriber: Subscriber) -> dict[str, Any] | None:
+    """Why nothing is sent to the address whatever the consents say, if something stops it."""
+    held = selectors.suppression_in_force(subscriber=subscriber)
+    if held is None:
+        return None
+    return {"reason": held.reason, "why": held.get_reason_display(), "since": held.created_at.isoformat()}
 
 
 def _profile(subscriber: Subscriber) -> dict[str, Any]:

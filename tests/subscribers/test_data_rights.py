@@ -6,10 +6,12 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from marketing.models import Delivery
-from subscribers import selectors
-from subscribers.models import ConsentEvent, ConsentState, ConsentText, Subscriber
+from marketing.models import Delivery, DeliveryEvent
+from subscribers import selectors, services
+from subscribers.ledger import Evidence
+from subscribers.models import ConsentEvent, ConsentState, ConsentText, Subscriber, Suppression
 from tests.subscribers.rights_helpers import (
     ADDRESS,
     EMAIL,
@@ -54,6 +56,15 @@ def test_the_preference_centre_links_to_both(client, ada):
 
 def test_the_download_holds_the_profile_every_event_in_full_and_every_delivery(client, ada, consent_texts):
     subscriber = ada.subscriber
+    delivered = Delivery.objects.get(campaign=ada.delivered, subscriber=subscriber)
+    opened = DeliveryEvent.objects.create(
+        delivery=delivered,
+        campaign=ada.delivered,
+        esp_name="site",
+        event_type="opened",
+        occurred_at=timezone.now(),
+        dedupe_key="open-1",
+    )
     response = client.get(my_data_url(subscriber))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -88,7 +99,6 @@ def test_the_download_holds_the_profile_every_event_in_full_and_every_delivery(c
         ("newsletter", "postal", "active"),
         ("promotions", "email", "pending"),
     ]
-    delivered = Delivery.objects.get(campaign=ada.delivered, subscriber=subscriber)
     refused = Delivery.objects.get(campaign=ada.refused, subscriber=subscriber)
     assert data["deliveries"] == [
         {
@@ -98,6 +108,8 @@ def test_the_download_holds_the_profile_every_event_in_full_and_every_delivery(c
             "status": "sent",
             "sent_at": delivered.sent_at.isoformat(),
             "provider_message_id": delivered.provider_message_id,
+            "opens_and_clicks_noted": delivered.tracked,
+            "events": [{"event": "opened", "at": opened.occurred_at.isoformat(), "detail": ""}],
         },
         {
             "campaign": "April news",
@@ -106,8 +118,11 @@ def test_the_download_holds_the_profile_every_event_in_full_and_every_delivery(c
             "status": "failed",
             "sent_at": None,
             "provider_message_id": refused.provider_message_id,
+            "opens_and_clicks_noted": False,
+            "events": [],
         },
     ]
+    assert data["suppression"] is None
     assert delivered.provider_message_id
 
 
@@ -221,3 +236,15 @@ def test_delete_needs_the_csrf_token(ada):
     url = reverse("subscribers:delete_me", args=[selectors.preferences_token(ada.subscriber)])
     assert Client(enforce_csrf_checks=True).post(url).status_code == 403
     assert Subscriber.objects.get(pk=ada.subscriber.pk).email == EMAIL
+
+
+def test_the_download_says_when_the_address_is_suppressed_and_why(client, ada):
+    subscriber = ada.subscriber
+    services.address_suppress(
+        subscriber=subscriber,
+        reason=Suppression.Reason.HARD_BOUNCE,
+        evidence=Evidence(source=ConsentEvent.Source.PROVIDER, actor=ConsentEvent.Actor.PROVIDER),
+    )
+    data = json.loads(client.get(my_data_url(subscriber)).content)
+    assert data["suppression"]["reason"] == "hard_bounce"
+    assert data["suppression"]["since"]
