@@ -289,3 +289,21 @@ def test_undoing_everything_restores_what_kept_its_wording_and_sends_on_for_the_
         "on. Please read it and switch it on again if you still want it.",
     ]
     assert list(ledger.verify()) == []
+
+
+def test_undo_says_tracking_is_on_again_not_that_it_is_received(client, ada, newsletter, consent_texts):
+    tracking = next(t for t in consent_texts.values() if t.purpose.kind == Purpose.Kind.TRACKING)
+    evidence = Evidence(source=ConsentEvent.Source.SIGNUP_PAGE)
+    outcome = services.subscriber_sign_up(
+        email="ada@example.org",
+        choices=[services.ConsentChoice(consent_text=tracking, channel=Channel.EMAIL)],
+        evidence=evidence,
+    )
+    services.subscription_confirm(request_id=outcome.request.pk, evidence=evidence)
+    url = unsubscribe_url(ada, newsletter)
+    page = client.post(url, {"confirm": "1", "everything": "1"}).content.decode()
+    html = undo(client, url, undo_ids(page)).content.decode()
+    name = tracking.purpose.name
+    assert f"{name} is on again." in html
+    assert f"get {name} emails" not in html
+    assert "get Newsletter emails again." in html

@@ -406,3 +406,8 @@ def test_the_already_subscribed_email_links_to_the_preferences(client, consent_t
     link = re.search(r"https?://\S+/preferences/\S+/", notice.body)
     assert link, notice.body
     assert client.get(link.group(0)).status_code == 200
+
+
+def test_every_page_links_to_manage_my_subscription(client, consent_texts):
+    page = client.get(SIGNUP_URL).content.decode()
+    assert f'<a href="{reverse("subscribers:manage")}">Manage my subscription</a>' in page
