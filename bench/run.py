@@ -18,6 +18,7 @@ Everything it starts is stopped at the end, on failure and on Ctrl-C. Results:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -25,11 +26,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bench import admin_pages, campaigns, provider, report, services, signup, smtp
 from bench.config import BROKER_DB, CACHE_DB, DATABASE, OUT, PEER_DATABASE, ROOT, Config
-from bench.procs import Supervisor, cpu_seconds, cpu_seconds_named, signals_stop
+from bench.procs import Child, Supervisor, cpu_seconds, cpu_seconds_named, signals_stop
 from bench.web import start_gunicorn
 
 PEER_VENV = OUT / "venv-peer"
@@ -333,37 +335,37 @@ class Bench:
             "list health": "/admin/reports/list-health/",
             "admin index": "/admin/",
         }
-        child, port = start_gunicorn(
-            self.supervisor, self.config, workers=args.web_workers, threads=args.web_threads
-        )
-        try:
+        with self.gunicorn() as (_child, port):
             result = admin_pages.measure(
                 port, self.config.var_dir / "demo-credentials.json", pages, repeat=args.admin_repeat
             )
-        finally:
-            self.supervisor.stop(child)
         say("admin: " + ", ".join(f"{k} {v['ttfb_median_ms']:.0f} ms" for k, v in result.items()))
         return result
 
-    def framework_floor(self) -> dict[str, Any]:
-        """The same gunicorn serving a view that only answers "ok" (``bench.floor_wsgi``)."""
-        args = self.args
+    @contextlib.contextmanager
+    def gunicorn(self, **kwargs: str) -> Iterator[tuple[Child, int]]:
+        """The bench's gunicorn (``--web-workers`` x ``--web-threads``), stopped afterwards."""
         child, port = start_gunicorn(
             self.supervisor,
             self.config,
-            workers=args.web_workers,
-            threads=args.web_threads,
-            app="bench.floor_wsgi:application",
+            workers=self.args.web_workers,
+            threads=self.args.web_threads,
+            **kwargs,
         )
         try:
+            yield child, port
+        finally:
+            self.supervisor.stop(child)
+
+    def framework_floor(self) -> dict[str, Any]:
+        """The same gunicorn serving a view that only answers "ok" (``bench.floor_wsgi``)."""
+        with self.gunicorn(app="bench.floor_wsgi:application") as (child, port):
             result = signup.floor(
                 port,
                 seconds=5.0,
-                concurrency=args.signup_concurrency,
+                concurrency=self.args.signup_concurrency,
                 server_cpu=lambda: cpu_seconds(child.pid),
             )
-        finally:
-            self.supervisor.stop(child)
         say(
             f"framework floor: {result['per_second']:,.0f} requests/s, gunicorn CPU "
             f"{result['server_cpu_ms_per_request']} ms per request"
@@ -375,14 +377,7 @@ class Bench:
         from subscribers.models import Subscriber
 
         before = Subscriber.objects.count()
-        child, port = start_gunicorn(
-            self.supervisor,
-            self.config,
-            workers=args.web_workers,
-            threads=args.web_threads,
-            SIGNUP_RATE_LIMIT="1000000/s",
-        )
-        try:
+        with self.gunicorn(SIGNUP_RATE_LIMIT="1000000/s") as (child, port):
             say(
                 f"sign-ups: {args.signup_concurrency} visitors, at most {args.signup_count:,} in "
                 f"{args.signup_seconds:.0f} s"
@@ -396,8 +391,6 @@ class Bench:
                 server_cpu=lambda: cpu_seconds(child.pid),
                 database_cpu=lambda: cpu_seconds_named("postgres"),
             )
-        finally:
-            self.supervisor.stop(child)
         result["framework_floor"] = self.framework_floor()
         result["subscribers_before"] = before
         result["subscribers_created"] = (
