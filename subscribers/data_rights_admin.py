@@ -138,16 +138,9 @@ class DataRightsAdminMixin:
                     messages.SUCCESS,
                 )
             return HttpResponseRedirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Erase the personal data of subscriber #{subscriber.pk}",
-            "opts": self.model._meta,
-            "original": subscriber,
-            "subscriber": subscriber,
-            "form": form,
-            "change_url": change_url,
-        }
-        return TemplateResponse(request, "admin/subscribers/subscriber/erase.html", context)
+        return self._page(
+            request, subscriber, "erase", f"Erase the personal data of subscriber #{subscriber.pk}", form=form
+        )
 
     def unsubscribe_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self._may(request, UNSUBSCRIBE_PERMISSION):
@@ -171,14 +164,26 @@ class DataRightsAdminMixin:
                     done += " and suppressed the address"
                 self.message_user(request, f"{done}.", messages.SUCCESS)  # type: ignore[attr-defined]
             return HttpResponseRedirect(change_url)
+        return self._page(
+            request,
+            subscriber,
+            "unsubscribe",
+            f"Unsubscribe subscriber #{subscriber.pk} from everything",
+            form=form,
+            open_consents=selectors.open_consents(subscriber=subscriber),
+        )
+
+    def _page(
+        self, request: HttpRequest, subscriber: Subscriber, name: str, title: str, **extra: Any
+    ) -> HttpResponse:
+        """One of the subscriber's admin action pages (``admin/subscribers/subscriber/<name>.html``)."""
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Unsubscribe subscriber #{subscriber.pk} from everything",
+            "title": title,
             "opts": self.model._meta,
             "original": subscriber,
             "subscriber": subscriber,
-            "open_consents": selectors.open_consents(subscriber=subscriber),
-            "form": form,
-            "change_url": change_url,
+            "change_url": reverse("admin:subscribers_subscriber_change", args=[subscriber.pk]),
+            **extra,
         }
-        return TemplateResponse(request, "admin/subscribers/subscriber/unsubscribe.html", context)
+        return TemplateResponse(request, f"admin/subscribers/subscriber/{name}.html", context)
