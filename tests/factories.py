@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from subscribers import services
 from subscribers.models import ConsentText, Purpose, Subscriber
@@ -52,3 +55,11 @@ class StaffFactory(factory.django.DjangoModelFactory):
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
     is_staff = True
     password = factory.django.Password("correct horse battery staple")
+
+
+def staff_in(group_name: str | None = None, **kwargs: Any) -> Any:
+    """A staff user, in the named group (Marketers, Compliance) if one is given."""
+    user: Any = StaffFactory(**kwargs)
+    if group_name:
+        user.groups.add(Group.objects.get(name=group_name))
+    return user

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from marketing import services
 from marketing.models import Campaign, CampaignAction, Delivery
-from tests.factories import StaffFactory
+from tests.factories import staff_in
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def groups(seeded):
     """The staff groups with their campaign permissions (``seeded`` restores them after a flush)."""
-
-
-def staff_in(group_name=None, **kwargs):
-    user = StaffFactory(**kwargs)
-    if group_name:
-        user.groups.add(Group.objects.get(name=group_name))
-    return user
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ import json
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from subscribers.ledger import Evidence
 from subscribers.models import ConsentEvent, ConsentText
-from tests.factories import StaffFactory
+from tests.factories import staff_in
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +22,6 @@ EVIDENCE = Evidence(
 @pytest.fixture
 def subscriber(confirmed_subscriber):
     return confirmed_subscriber
-
-
-def staff_in(group_name=None, **kwargs):
-    user = StaffFactory(**kwargs)
-    if group_name:
-        user.groups.add(Group.objects.get(name=group_name))
-    return user
 
 
 @pytest.fixture

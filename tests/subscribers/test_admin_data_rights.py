@@ -4,16 +4,15 @@ Marketers can do neither."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from subscribers import ledger
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from tests.factories import StaffFactory
+from tests.factories import staff_in
 from tests.subscribers.rights_helpers import EMAIL, IP, NAME, Ada, make_ada
 
 pytestmark = pytest.mark.django_db
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def ada(consent_texts, settings, mailoutbox) -> Ada:
     return make_ada(consent_texts, settings, mailoutbox)
-
-
-def staff_in(group_name: str) -> Any:
-    user: Any = StaffFactory()
-    user.groups.add(Group.objects.get(name=group_name))
-    return user
 
 
 @pytest.fixture

@@ -4,27 +4,19 @@ suppression."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from subscribers import ledger, selectors, services
 from subscribers.models import Channel, ConsentEvent, ConsentState, Subscriber, Suppression
-from tests.factories import StaffFactory
+from tests.factories import StaffFactory, staff_in
 from tests.subscribers.rights_helpers import EMAIL, NAME, sign_up, web
 
 pytestmark = pytest.mark.django_db
 
 REQUEST = "Letter dated 2 December, scanned as ticket 4711"
-
-
-def staff_in(group_name: str) -> Any:
-    user: Any = StaffFactory()
-    user.groups.add(Group.objects.get(name=group_name))
-    return user
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from subscribers import ledger, services
 from subscribers.ledger import Evidence
 from subscribers.models import ConsentEvent, Suppression
 from subscribers.selectors import audience_breakdown, sendable_consents
-from tests.factories import StaffFactory
+from tests.factories import StaffFactory, staff_in
 
 pytestmark = pytest.mark.django_db
 
@@ -32,12 +31,6 @@ def suppression(subscriber):
     return services.address_suppress(
         subscriber=subscriber, reason=Suppression.Reason.HARD_BOUNCE, evidence=BOUNCE, detail="550 5.1.1"
     )
-
-
-def staff_in(group_name):
-    user = StaffFactory()
-    user.groups.add(Group.objects.get(name=group_name))
-    return user
 
 
 def newsletter_id(subscriber):
