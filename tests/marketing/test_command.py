@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from marketing import services
 from marketing.models import Campaign, CampaignAction, Delivery
-from tests.factories import StaffFactory
+from tests.factories import StaffFactory, staff_in
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def marketer():
-    return StaffFactory(username="mia")
+def marketer(seeded):
+    return staff_in("Marketers", username="mia")
 
 
 @pytest.fixture
@@ -177,3 +177,21 @@ def test_reading_needs_no_user(sending):
     assert str(sending.pk) in campaign("list")
     assert "Hello" in campaign("preview", sending.pk)
     assert "Status:     Sending" in campaign("status", sending.pk)
+
+
+@pytest.mark.parametrize(
+    "who",
+    [
+        {"username": "viewer"},  # staff, but not allowed to change campaigns
+        {"username": "gone", "is_active": False, "group": "Marketers"},
+        {"username": "outsider", "is_staff": False, "group": "Marketers"},
+    ],
+)
+def test_only_someone_the_admin_would_let_act_may_act(sending, who, mailoutbox):
+    group = who.pop("group", None)
+    user = staff_in(group, **who) if group else StaffFactory(**who)
+    before = trail(sending)
+    with pytest.raises(CommandError, match="may not pause campaigns"):
+        campaign("pause", sending.pk, "--user", user.username)
+    sending.refresh_from_db()
+    assert (sending.status, trail(sending)) == (Campaign.Status.SENDING, before)

@@ -28,7 +28,7 @@ from subscribers import services as subscriber_services
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, Purpose, Subscriber
 from tests.e2e.mailgun_server import serve
-from tests.factories import StaffFactory
+from tests.factories import staff_in
 from tests.marketing.conftest import WEB, sign_up
 
 pytestmark = pytest.mark.django_db
@@ -534,7 +534,7 @@ def test_no_campaign_can_be_created_or_moved_onto_the_tracking_purpose(campaign,
 
 
 def test_one_made_before_the_rule_is_never_sent(consent_texts, tracking_purpose, mailoutbox):
-    StaffFactory(username="mia")
+    staff_in("Marketers", username="mia")
     sign_up("ada@example.org", consent_texts["newsletter"], consent_texts["email-tracking"])
     mailoutbox.clear()  # the confirmation
     legacy = Campaign.objects.create(name="Old", purpose=tracking_purpose, subject="s", body="b")

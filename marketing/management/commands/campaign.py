@@ -83,6 +83,11 @@ class Command(BaseCommand):
                 'trail names (without it the action would be recorded as "system").'
             )
         actor = self._actor(options.get("user"))
+        if name in ACTS and not _may_act(actor):
+            raise CommandError(
+                f"{actor.get_username()!r} may not {name} campaigns: the admin's buttons need an active "
+                "staff user with the permission to change campaigns (the Marketers group), and so does this."
+            )
         if name == "list":
             self._list()
             return
@@ -205,3 +210,8 @@ class Command(BaseCommand):
                 f"{cancelled.queued_count} queued messages will not be sent."
             )
         )
+
+
+def _may_act(user: Any) -> bool:
+    """What the campaign page asks of whoever presses its buttons."""
+    return bool(user.is_active and user.is_staff and user.has_perm("marketing.change_campaign"))
