@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from subscribers import ledger
+from subscribers import ledger, selectors
 from subscribers.id_arrays import in_ids
 from subscribers.ledger import Evidence
 from subscribers.models import Channel, ConsentEvent, ConsentState, Frequency, Purpose, Subscriber
@@ -57,9 +57,7 @@ def consents_withdraw_all(*, subscriber: Subscriber, evidence: Evidence) -> list
     # Locked first, as every consent change does: a switch-on racing this one either lands
     # before it (and is withdrawn here) or after it (and is what the person chose last).
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    open_states = ConsentState.objects.filter(
-        subscriber=subscriber, status__in=(ConsentState.Status.ACTIVE, ConsentState.Status.PENDING)
-    ).select_related("purpose")
+    open_states = selectors.open_consents(subscriber=subscriber)
     events = [
         consent_withdraw(subscriber=subscriber, purpose=s.purpose, channel=s.channel, evidence=evidence)
         for s in open_states
