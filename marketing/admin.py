@@ -37,9 +37,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.admin_paginator import EstimatedCountPaginator
 from marketing import rendering, services
-from marketing.models import Campaign, CampaignAction, Delivery, DeliveryEvent, Layout
+from marketing.models import Campaign, CampaignAction
 from marketing.reports import views as report_views
 from marketing.samples import (
     campaign_progress,
@@ -50,8 +49,8 @@ from marketing.samples import (
 )
 from subscribers import audience_counts
 from subscribers import tasks as subscriber_tasks
+from subscribers.admin import ReadOnlyMixin
 from subscribers.models import Purpose
-from subscribers.services import address_hash
 
 CONTENT_FIELDS = ("subject", "preheader", "layout", "body_format", "body", "first_name_fallback")
 STATUS_FIELDS = (
@@ -67,17 +66,6 @@ STATUS_FIELDS = (
 
 
 # --- Admin classes ----------------------------------------------------------------------
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class CampaignActionInline(ReadOnlyMixin, admin.TabularInline):
@@ -344,101 +332,5 @@ class CampaignAdmin(admin.ModelAdmin):
         return f"Cancelled; {cancelled.queued_count} queued messages will not be sent."
 
 
-@admin.register(Layout)
-class LayoutAdmin(admin.ModelAdmin):
-    list_display = ("name",)
-    search_fields = ("name",)
-
-
-@admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("campaign", "subscriber", "status", "attempts", "sent_at", "provider_message_id", "error")
-    list_filter = ("status", "campaign")
-    list_select_related = ("campaign", "subscriber")
-    search_fields = ("=provider_message_id",)
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False  # COUNT(*) over a million deliveries on every page is slow
-    list_per_page = 50
-    actions = None
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
-        return super().get_queryset(request).order_by("-id")
-
-
-@admin.register(CampaignAction)
-class CampaignActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("at", "campaign", "action", "actor_label")
-    list_filter = ("action",)
-    list_select_related = ("campaign",)
-    date_hierarchy = "at"
-    actions = None
-
-
-class RecentProviderFilter(admin.SimpleListFilter):
-    """The providers among the latest events: Django's own filter on ``esp_name`` runs a
-    DISTINCT over every event (0.3 s at a million) to list the one or two there are."""
-
-    title = "provider"
-    parameter_name = "esp_name"
-    RECENT = 1000
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        latest = DeliveryEvent.objects.order_by("-id").values_list("esp_name", flat=True)[: self.RECENT]
-        return [(name, name) for name in sorted(set(latest))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(esp_name=value) if value else queryset
-
-
-@admin.register(DeliveryEvent)
-class DeliveryEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """What providers reported, matched or not. Search by address (hashed), message or event id."""
-
-    list_display = (
-        "received_at",
-        "esp_name",
-        "event_type",
-        "bounce",
-        "reject_reason",
-        "campaign",
-        "matched",
-        "outcome",
-    )
-    list_filter = ("event_type", "bounce", "matched", RecentProviderFilter)
-    list_select_related = ("campaign",)
-    search_fields = ("=provider_message_id", "=event_id")
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    list_per_page = 50
-    actions = None
-    readonly_fields = (
-        "esp_name",
-        "event_type",
-        "bounce",
-        "reject_reason",
-        "description",
-        "mta_response",
-        "occurred_at",
-        "received_at",
-        "event_id",
-        "provider_message_id",
-        "recipient_domain",
-        "recipient_hash",
-        "metadata",
-        "matched",
-        "delivery",
-        "campaign",
-        "processed_at",
-        "outcome",
-    )
-    fields = readonly_fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryEvent]:
-        return super().get_queryset(request).order_by("-id")
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
-        # Addresses are kept only as keyed hashes: hash what was typed.
-        if "@" in search_term:
-            return queryset.filter(recipient_hash=address_hash(search_term)), False
-        return super().get_search_results(request, queryset, search_term)
+# Registered by importing: the records staff look at but never change.
+from marketing import records_admin  # noqa: E402, F401
