@@ -102,10 +102,10 @@ def build_message(
         if not tags_in_headers:
             # RFC 8058: each recipient's own one-click link; the other headers are everyone's.
             merge_headers[recipient.email] = {
-                "List-Unsubscribe": rendering._list_unsubscribe(text_values[rendering.UNSUBSCRIBE_URL])
+                "List-Unsubscribe": rendering.list_unsubscribe(text_values[rendering.UNSUBSCRIBE_URL])
             }
         merge_metadata[recipient.email] = {DELIVERY_ID: str(delivery_id)}
-    shared_headers = rendering._headers(
+    shared_headers = rendering.campaign_headers(
         prepared, unsubscribe_url=text_tags.get(rendering.UNSUBSCRIBE_URL, "")
     )
     if not tags_in_headers:
@@ -113,14 +113,14 @@ def build_message(
 
     message = EmailMultiAlternatives(
         # The first name is one word (rendering._first_name): the subject stays one line.
-        subject=rendering._fill(prepared.subject, text_tags),
-        body=rendering._fill(prepared.text, text_tags),
+        subject=rendering.fill_placeholders(prepared.subject, text_tags),
+        body=rendering.fill_placeholders(prepared.text, text_tags),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[recipient.email for recipient in recipients.values()],
         headers=shared_headers,
         connection=connection,
     )
-    message.attach_alternative(rendering._fill(prepared.html, html_tags), "text/html")
+    message.attach_alternative(rendering.fill_placeholders(prepared.html, html_tags), "text/html")
     message.merge_data = merge_data  # type: ignore[attr-defined]
     if merge_headers:
         message.merge_headers = merge_headers  # type: ignore[attr-defined]

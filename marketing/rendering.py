@@ -54,7 +54,7 @@ CONSENTED_ON = "%%CONSENTED_ON%%"
 PLACEHOLDERS = (FIRST_NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, CONSENTED_ON)
 # Only in the tracked copy (``tracking.tracked_copy``): the recipient's tracking base.
 TRACKING_URL = "%%TRACKING_URL%%"
-_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in (*PLACEHOLDERS, TRACKING_URL)))
+PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in (*PLACEHOLDERS, TRACKING_URL)))
 _HTML_SPECIAL = re.compile("[&<>\"']")  # what django.utils.html.escape changes
 # What marketers write in a subject, preheader or body for the recipient's first name.
 _FIRST_NAME_TAG = re.compile(r"\{\{\s*first_name\s*\}\}")
@@ -112,10 +112,10 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
     body = _FIRST_NAME_TAG.sub(FIRST_NAME, campaign.body)
     if campaign.body_format == Campaign.BodyFormat.MARKDOWN:
         body = markdown.markdown(body, extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    subject = _one_line(_FIRST_NAME_TAG.sub(FIRST_NAME, campaign.subject))
+    subject = one_line(_FIRST_NAME_TAG.sub(FIRST_NAME, campaign.subject))
     context: dict[str, Any] = {
         "subject": subject,
-        "preheader": _one_line(_FIRST_NAME_TAG.sub(FIRST_NAME, campaign.preheader)),
+        "preheader": one_line(_FIRST_NAME_TAG.sub(FIRST_NAME, campaign.preheader)),
         "body_html": body,
         "css": DEFAULT_CSS + "\n" + (layout.css if layout else ""),
         "header_html": layout.header_html if layout else "",
@@ -220,7 +220,7 @@ def recipient_values(
 def subject_for(prepared: PreparedCampaign, recipient: Recipient) -> str:
     """The subject with the first name filled in; always one line (no header injection)."""
     first_name = _first_name(recipient.name) or prepared.first_name_fallback
-    return _one_line(prepared.subject.replace(FIRST_NAME, first_name))
+    return one_line(prepared.subject.replace(FIRST_NAME, first_name))
 
 
 def build_message(
@@ -230,17 +230,17 @@ def build_message(
     html_values, text_values = recipient_values(prepared, recipient)
     message = EmailMultiAlternatives(
         subject=subject_for(prepared, recipient),
-        body=_fill(prepared.text, text_values),
+        body=fill_placeholders(prepared.text, text_values),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[smtp_address(recipient.email)],
-        headers=_headers(prepared, unsubscribe_url=text_values[UNSUBSCRIBE_URL]),
+        headers=campaign_headers(prepared, unsubscribe_url=text_values[UNSUBSCRIBE_URL]),
         connection=connection,
     )
-    message.attach_alternative(_fill(prepared.html, html_values), "text/html")
+    message.attach_alternative(fill_placeholders(prepared.html, html_values), "text/html")
     return message
 
 
-def _list_unsubscribe(unsubscribe_url: str) -> str:
+def list_unsubscribe(unsubscribe_url: str) -> str:
     mailto = settings.UNSUBSCRIBE_MAILTO or settings.SENDER_EMAIL
     return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
 
@@ -248,24 +248,24 @@ def _list_unsubscribe(unsubscribe_url: str) -> str:
 def list_id(prepared: PreparedCampaign) -> str:
     """RFC 2919 List-Id, one per purpose: ``Newsletter <newsletter.example.com>``."""
     # Staff name purposes; a newline there must not end the header (RFC 5322 header folding).
-    name = _one_line(prepared.purpose_name)
+    name = one_line(prepared.purpose_name)
     list_address = f"{prepared.purpose_slug.lower()}.{sender_domain()}"
     # RFC 2919 wants the angle brackets even with no name; formataddr drops them then.
     return formataddr((name, list_address)) if name else f"<{list_address}>"
 
 
-def _headers(prepared: PreparedCampaign, *, unsubscribe_url: str) -> dict[str, str]:
+def campaign_headers(prepared: PreparedCampaign, *, unsubscribe_url: str) -> dict[str, str]:
     return {
         # RFC 8058 §3.1: an https URI to POST "List-Unsubscribe=One-Click" to, and a mailto.
-        "List-Unsubscribe": _list_unsubscribe(unsubscribe_url),
+        "List-Unsubscribe": list_unsubscribe(unsubscribe_url),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": list_id(prepared),
         "X-Campaign-Id": str(prepared.campaign_id),
     }
 
 
-def _fill(template: str, values: dict[str, str]) -> str:
-    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(0)], template)
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    return PLACEHOLDER_RE.sub(lambda m: values[m.group(0)], template)
 
 
 def _first_name(name: str) -> str:
@@ -273,7 +273,7 @@ def _first_name(name: str) -> str:
     return words[0] if words else ""
 
 
-def _one_line(value: str) -> str:
+def one_line(value: str) -> str:
     # A newline in a header would start a new header: collapse every kind of whitespace,
     # and drop the other control characters (NUL, ESC …), which have no place in a header.
     return " ".join("".join(ch if ch >= " " and ch != "\x7f" else " " for ch in value).split())

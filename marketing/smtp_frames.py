@@ -32,7 +32,7 @@ from marketing.rendering import (
     recipient_values,
 )
 
-_PLACEHOLDER_SPLIT = re.compile(f"({rendering._PLACEHOLDER_RE.pattern})")
+_PLACEHOLDER_SPLIT = re.compile(f"({rendering.PLACEHOLDER_RE.pattern})")
 
 # An address that goes into To and RCPT TO as it is; anything else takes build_message.
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\Z")
@@ -71,7 +71,7 @@ class Frame:
             + _header("Message-ID", message_id)
             + _header(
                 "List-Unsubscribe",
-                rendering._list_unsubscribe(text_values[UNSUBSCRIBE_URL]),
+                rendering.list_unsubscribe(text_values[UNSUBSCRIBE_URL]),
                 fold=", ",
             )
         )
@@ -91,7 +91,7 @@ class Frame:
     def _subject(self, first_name: str) -> str:
         found = self._subjects.get(first_name)
         if found is None:
-            subject = rendering._one_line(self.prepared.subject.replace(FIRST_NAME, first_name))
+            subject = rendering.one_line(self.prepared.subject.replace(FIRST_NAME, first_name))
             found = _header("Subject", subject).encode("ascii")
             if len(self._subjects) < 10_000:  # names repeat; memory stays bounded
                 self._subjects[first_name] = found
