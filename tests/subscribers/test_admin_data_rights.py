@@ -12,7 +12,6 @@ from django.urls import reverse
 
 from subscribers import ledger
 from subscribers.models import ConsentEvent, Subscriber, Suppression
-from tests.factories import staff_in
 from tests.subscribers.rights_helpers import EMAIL, IP, NAME, Ada, make_ada
 
 pytestmark = pytest.mark.django_db
@@ -21,16 +20,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def ada(consent_texts, settings, mailoutbox) -> Ada:
     return make_ada(consent_texts, settings, mailoutbox)
-
-
-@pytest.fixture
-def compliance(seeded):
-    return staff_in("Compliance")
-
-
-@pytest.fixture
-def marketer(seeded):
-    return staff_in("Marketers")
 
 
 def urls(subscriber: Subscriber) -> dict[str, str]:

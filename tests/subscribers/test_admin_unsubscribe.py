@@ -20,16 +20,6 @@ REQUEST = "Letter dated 2 December, scanned as ticket 4711"
 
 
 @pytest.fixture
-def compliance(seeded):
-    return staff_in("Compliance")
-
-
-@pytest.fixture
-def marketer(seeded):
-    return staff_in("Marketers")
-
-
-@pytest.fixture
 def ada(consent_texts) -> Subscriber:
     """The newsletter by email and by post, confirmed; promotions awaiting confirmation."""
     subscriber = sign_up(consent_texts)
