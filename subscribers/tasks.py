@@ -76,32 +76,32 @@ def send_manage_link_for_address(address_key: str) -> bool:
 
 
 def queue_manage_link(subscriber: Subscriber) -> bool:
-    """Queue the fresh-link email, unless this address was sent one in the last few minutes.
+    """Queue the fresh-link email, unless this address was sent one in the last few minutes."""
+    return _queue_once_per_interval(
+        send_manage_link_email, "manage_link", subscriber.pk, subscriber.email_hash
+    )
+
+
+def queue_already_subscribed(subscriber_id: int, address_key: str) -> bool:
+    """Queue the "you're already subscribed" email, at most once per address per interval:
+    anyone can type an address on the signup page, however often."""
+    return _queue_once_per_interval(
+        send_already_subscribed_email, "already_subscribed", subscriber_id, address_key
+    )
+
+
+def _queue_once_per_interval(task: Any, kind: str, subscriber_id: int, address_key: str) -> bool:
+    """Queue ``task`` for the subscriber unless ``kind`` went to this address within
+    ``MANAGE_LINK_INTERVAL_MINUTES``, whoever asks.
 
     The cache key is the address's keyed hash: the cache never holds the address itself.
     The email is its own task, so a retried send never meets the interval it claimed.
     """
-    key = f"subscribers.manage_link:{subscriber.email_hash or subscriber.pk}"
+    key = f"subscribers.{kind}:{address_key or subscriber_id}"
     if not cache.add(key, 1, timeout=settings.MANAGE_LINK_INTERVAL_MINUTES * 60):
-        logger.info("manage link for subscriber %s held back: one was sent recently", subscriber.pk)
+        logger.info("%s email for subscriber %s held back: one was sent recently", kind, subscriber_id)
         return False
-    send_manage_link_email.delay(subscriber.pk)
-    return True
-
-
-def queue_already_subscribed(subscriber_id: int, address_key: str) -> bool:
-    """Queue the "you're already subscribed" email, at most once per address per interval.
-
-    Anyone can type an address on the signup page; as with the manage link, the address
-    gets one such email per ``MANAGE_LINK_INTERVAL_MINUTES`` however often it is typed.
-    """
-    key = f"subscribers.already_subscribed:{address_key or subscriber_id}"
-    if not cache.add(key, 1, timeout=settings.MANAGE_LINK_INTERVAL_MINUTES * 60):
-        logger.info(
-            "already-subscribed email for subscriber %s held back: one was sent recently", subscriber_id
-        )
-        return False
-    send_already_subscribed_email.delay(subscriber_id)
+    task.delay(subscriber_id)
     return True
 
 
